@@ -1,0 +1,91 @@
+package exporter
+
+import (
+	"archive/tar"
+	"strings"
+	"time"
+)
+
+// Growing the root at first boot. A disk made with --size auto is only as
+// large as its content; when the virtual disk is later made larger (or
+// converted into a larger one), the guest grows the root partition with
+// systemd-repart and then the filesystem with systemd-growfs. Both ship with
+// systemd (Debian 11+, Ubuntu 20.04+); a tree without systemd gets nothing
+// added and keeps its size (docs/disk-layout.md).
+
+const repartConf = `# Added by c2vm: grow the root partition into free space at the end of the
+# disk on boot (systemd-repart matches the existing partition by type).
+[Partition]
+Type=root
+`
+
+const growfsUnit = `# Added by c2vm: grow the root filesystem to fill its partition, after
+# systemd-repart has grown the partition. Does nothing when they match.
+[Unit]
+Description=Grow root filesystem to its partition (c2vm)
+DefaultDependencies=no
+After=systemd-repart.service systemd-remount-fs.service
+Before=local-fs.target shutdown.target
+Conflicts=shutdown.target
+ConditionVirtualization=!container
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/lib/systemd/systemd-growfs /
+
+[Install]
+WantedBy=local-fs.target
+`
+
+// extraFile is a file assembly adds to the tree.
+type extraFile struct {
+	name, body, link string
+}
+
+// firstBootFiles returns what to add for first-boot growth, leaving alone
+// anything the tree already has.
+func firstBootFiles(inv *Inventory) []extraFile {
+	if !inv.Has("lib/systemd/systemd-growfs") && !inv.Has("usr/lib/systemd/systemd-growfs") {
+		return nil
+	}
+	var out []extraFile
+	if !inv.Has("etc/repart.d/50-c2vm-root.conf") {
+		if !inv.Has("etc/repart.d") {
+			out = append(out, extraFile{name: "etc/repart.d"})
+		}
+		out = append(out, extraFile{name: "etc/repart.d/50-c2vm-root.conf", body: repartConf})
+	}
+	if inv.Has("etc/systemd/system") && !inv.Has("etc/systemd/system/c2vm-growfs.service") {
+		out = append(out, extraFile{name: "etc/systemd/system/c2vm-growfs.service", body: growfsUnit})
+		if !inv.Has("etc/systemd/system/local-fs.target.wants") {
+			out = append(out, extraFile{name: "etc/systemd/system/local-fs.target.wants"})
+		}
+		out = append(out, extraFile{name: "etc/systemd/system/local-fs.target.wants/c2vm-growfs.service",
+			link: "/etc/systemd/system/c2vm-growfs.service"})
+	}
+	return out
+}
+
+// writeExtras appends the added files to the stream, root-owned, with a
+// fixed time so that they do not break reproducibility.
+func writeExtras(ts *tarStream, files []extraFile) error {
+	epoch := time.Unix(0, 0)
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Mode: 0o644, ModTime: epoch, Typeflag: tar.TypeReg, Size: int64(len(f.body))}
+		switch {
+		case f.link != "":
+			h.Typeflag, h.Linkname, h.Mode, h.Size = tar.TypeSymlink, f.link, 0o777, 0
+		case f.body == "":
+			h.Typeflag, h.Mode = tar.TypeDir, 0o755
+			if err := ts.dir(f.name, h); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ts.entry(f.name, h, strings.NewReader(f.body)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package exporter
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// GRUB images carry their configuration in a memdisk, so a disk needs no
+// GRUB files on any filesystem: the BIOS core.img and the EFI image are
+// self-contained, and grub.cfg finds the root by its ext4 UUID at boot.
+
+var grubModules = map[string][]string{
+	"i386-pc": {"biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
+		"configfile", "normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
+		"gzio", "sleep", "all_video"},
+	"x86_64-efi": {"part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
+		"normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar", "gzio", "sleep",
+		"efi_gop", "efi_uga", "all_video"},
+}
+
+// grubConfig boots the distro's stable kernel symlinks when they exist, so a
+// kernel upgraded inside the guest boots next time, and otherwise the newest
+// versioned kernel found at assembly.
+func grubConfig(rootUUID string, bf BootFiles, cmdline string) string {
+	args := strings.TrimSpace(fmt.Sprintf("root=UUID=%s rw console=tty0 console=ttyS0,115200 %s", rootUUID, cmdline))
+	var b strings.Builder
+	fmt.Fprintf(&b, `set timeout_style=hidden
+set timeout=1
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+search --no-floppy --fs-uuid --set=root %s
+menuentry "Linux (c2vm)" {
+`, rootUUID)
+	kw := "if"
+	for _, p := range bf.Stable {
+		fmt.Fprintf(&b, "\t%s [ -e /%s -a -e /%s ]; then\n\t\tlinux /%s %s\n\t\tinitrd /%s\n", kw, p[0], p[1], p[0], args, p[1])
+		kw = "elif"
+	}
+	if bf.Kernel != "" {
+		if kw == "elif" {
+			b.WriteString("\telse\n")
+		}
+		fmt.Fprintf(&b, "\t\tlinux /%s %s\n\t\tinitrd /%s\n", bf.Kernel, args, bf.Initrd)
+	}
+	if kw == "elif" {
+		b.WriteString("\tfi\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// memdiskTar packs grub.cfg as GRUB's memdisk, with fixed times.
+func memdiskTar(cfg string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	for _, d := range []string{"boot/", "boot/grub/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "boot/grub/grub.cfg", Mode: 0o644, Size: int64(len(cfg)), ModTime: epoch}); err != nil {
+		return nil, err
+	}
+	tw.Write([]byte(cfg))
+	err := tw.Close()
+	return buf.Bytes(), err
+}
+
+// grubImage builds a GRUB image for a platform with the memdisk embedded.
+func grubImage(ctx context.Context, work, platform string, memdisk []byte) ([]byte, error) {
+	dir, err := grubDir(platform)
+	if err != nil {
+		return nil, err
+	}
+	md := filepath.Join(work, "memdisk.tar")
+	if err := os.WriteFile(md, memdisk, 0o644); err != nil {
+		return nil, err
+	}
+	out := filepath.Join(work, platform+".img")
+	args := append([]string{"-d", dir, "-O", platform, "-o", out, "-p", "(memdisk)/boot/grub", "-m", md}, grubModules[platform]...)
+	if err := run(ctx, nil, nil, "grub-mkimage", args...); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(out)
+}
+
+// installBIOS writes core.img into the BIOS boot partition and GRUB's boot.img
+// into the MBR, patched with where core.img sits, as grub-install would on a
+// real disk.
+func installBIOS(img *os.File, l *Layout, core []byte) error {
+	dir, err := grubDir("i386-pc")
+	if err != nil {
+		return err
+	}
+	boot, err := os.ReadFile(filepath.Join(dir, "boot.img"))
+	if err != nil || len(boot) != 512 {
+		return fmt.Errorf("reading GRUB's boot.img: %v", err)
+	}
+	if int64(len(core)) > l.BIOSBoot.Size {
+		return fmt.Errorf("GRUB core.img is %d bytes, larger than the BIOS boot partition", len(core))
+	}
+	coreLBA := uint64(l.BIOSBoot.Start / sectorSize)
+	core = append([]byte{}, core...)
+	// diskboot.img's first blocklist: the rest of core.img starts one sector on.
+	binary.LittleEndian.PutUint64(core[500:], coreLBA+1)
+	if _, err := img.WriteAt(core, l.BIOSBoot.Start); err != nil {
+		return err
+	}
+	// boot.img's code up to the disk signature, keeping sfdisk's protective
+	// MBR partition table; then the LBA of core.img at 0x5c.
+	mbr := make([]byte, 440)
+	copy(mbr, boot[:440])
+	binary.LittleEndian.PutUint64(mbr[0x5c:], coreLBA)
+	_, err = img.WriteAt(mbr, 0)
+	return err
+}

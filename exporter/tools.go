@@ -1,0 +1,130 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// The Debian tools assembly execs, with the package that ships each: a
+// missing one is reported by package name.
+var toolPackages = map[string]string{
+	"mke2fs":             "e2fsprogs",
+	"tune2fs":            "e2fsprogs",
+	"sfdisk":             "fdisk",
+	"mkfs.vfat":          "dosfstools",
+	"mcopy":              "mtools",
+	"mmd":                "mtools",
+	"grub-mkimage":       "grub-common",
+	"qemu-img":           "qemu-utils",
+	"qemu-system-x86_64": "qemu-system-x86",
+}
+
+// GRUB's platform module directories, with their packages.
+var grubPlatforms = map[string]string{
+	"i386-pc":    "grub-pc-bin",
+	"x86_64-efi": "grub-efi-amd64-bin",
+}
+
+// MissingToolError names a tool that is not installed and its package.
+type MissingToolError struct{ Tool, Package string }
+
+func (e *MissingToolError) Error() string {
+	return fmt.Sprintf("%s is not installed\n  fix: install the Debian package %s (apt-get install %s), or run c2vm from its image", e.Tool, e.Package, e.Package)
+}
+
+// lookTool finds a tool on PATH or in the sbin directories an unprivileged
+// user's PATH often lacks.
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", &MissingToolError{Tool: name, Package: toolPackages[name]}
+}
+
+// grubDir returns the module directory of a GRUB platform.
+func grubDir(platform string) (string, error) {
+	d := filepath.Join(os.Getenv("C2VM_GRUB_LIB"), platform)
+	if os.Getenv("C2VM_GRUB_LIB") == "" {
+		d = filepath.Join("/usr/lib/grub", platform)
+	}
+	if _, err := os.Stat(filepath.Join(d, "kernel.img")); err != nil {
+		return "", &MissingToolError{Tool: "GRUB for " + platform, Package: grubPlatforms[platform]}
+	}
+	return d, nil
+}
+
+// run executes a tool and folds its output into the error when it fails.
+func run(ctx context.Context, stdin []byte, env []string, name string, args ...string) error {
+	p, err := lookTool(name)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, p, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+var mke2fsVersion = regexp.MustCompile(`mke2fs (\d+)\.(\d+)(?:\.(\d+))?`)
+
+// checkMke2fs makes sure mke2fs reads tar input (-d from a tarball: 1.47.1).
+func checkMke2fs(ctx context.Context) error {
+	p, err := lookTool("mke2fs")
+	if err != nil {
+		return err
+	}
+	out, _ := exec.CommandContext(ctx, p, "-V").CombinedOutput()
+	m := mke2fsVersion.FindStringSubmatch(string(out))
+	if m == nil {
+		return fmt.Errorf("cannot tell the version of %s: %s", p, out)
+	}
+	v := [3]int{}
+	for i := range 3 {
+		fmt.Sscan(m[i+1], &v[i])
+	}
+	if v[0] > 1 || v[0] == 1 && (v[1] > 47 || v[1] == 47 && v[2] >= 1) {
+		return nil
+	}
+	return fmt.Errorf("%s is version %s.%s.%s; c2vm needs e2fsprogs 1.47.1 or newer to build ext4 from a tar stream without root\n  fix: install e2fsprogs from bookworm-backports or Debian 13 (apt-get install -t bookworm-backports e2fsprogs libarchive13), or run c2vm from its image", p, m[1], m[2], m[3])
+}
+
+// runMke2fs runs mke2fs reading the tar stream on stdin.
+func runMke2fs(ctx context.Context, stdin io.Reader, args []string) error {
+	p, err := lookTool("mke2fs")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, p, args...)
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("mke2fs: %v\n%s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
