@@ -149,13 +149,17 @@ func (b *build) run(ctx context.Context, src Source) error {
 	}
 
 	b.opts.logf("writing ext4 root filesystem")
-	digest, err := b.writeRoot(ctx, src, raw)
+	digest, xattrs, err := b.writeRoot(ctx, src, raw)
 	if err != nil {
+		return err
+	}
+	fsPath := fmt.Sprintf("%s?offset=%d", raw, b.layout.Root.Start)
+	if err := setXattrs(ctx, b.work, fsPath, xattrs); err != nil {
 		return err
 	}
 	b.ids = deriveIDs(digest)
 	b.assignPartUUIDs()
-	if err := run(ctx, nil, nil, "tune2fs", "-U", b.ids.RootFS, fmt.Sprintf("%s?offset=%d", raw, b.layout.Root.Start)); err != nil {
+	if err := run(ctx, nil, nil, "tune2fs", "-U", b.ids.RootFS, fsPath); err != nil {
 		return err
 	}
 	b.opts.logf("writing partition table and boot loaders")
@@ -192,8 +196,9 @@ func (b *build) assignPartUUIDs() {
 }
 
 // writeRoot streams the source as a tar into mke2fs, which builds the ext4
-// at the root partition's offset. It returns the digest of the stream.
-func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, error) {
+// at the root partition's offset. It returns the digest of the stream and
+// the xattrs mke2fs left out.
+func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, []xattr, error) {
 	meta := b.inv.MetaDigest()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -209,6 +214,7 @@ func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, 
 		"-d", "-", raw, fmt.Sprintf("%dk", root.Size/1024)}
 	type result struct {
 		digest []byte
+		xattrs []xattr
 		err    error
 	}
 	streamed := make(chan result, 1)
@@ -223,24 +229,24 @@ func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, 
 			d, err = ts.close()
 		}
 		pw.CloseWithError(err)
-		streamed <- result{d, err}
+		streamed <- result{d, ts.xattrs, err}
 	}()
 	mkfsErr := runMke2fs(ctx, pr, args)
 	pr.CloseWithError(errors.New("mke2fs exited"))
 	res := <-streamed
 	if res.err != nil && !strings.Contains(res.err.Error(), "mke2fs exited") {
-		return nil, res.err
+		return nil, nil, res.err
 	}
 	if mkfsErr != nil {
 		if strings.Contains(mkfsErr.Error(), "libarchive") {
-			return nil, &MissingToolError{Tool: "libarchive, which mke2fs loads to read tar input,", Package: "libarchive13"}
+			return nil, nil, &MissingToolError{Tool: "libarchive, which mke2fs loads to read tar input,", Package: "libarchive13"}
 		}
 		if isNoSpace(mkfsErr.Error()) {
-			return nil, &SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4}
+			return nil, nil, &SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4}
 		}
-		return nil, mkfsErr
+		return nil, nil, mkfsErr
 	}
-	return res.digest, res.err
+	return res.digest, res.xattrs, res.err
 }
 
 func isNoSpace(s string) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -17,7 +18,12 @@ type tarStream struct {
 	tw  *tar.Writer
 	sum hash.Hash
 	buf []byte
+	// xattrs mke2fs does not take from a tar (it keeps only
+	// security.capability); they are set afterwards with debugfs.
+	xattrs []xattr
 }
+
+type xattr struct{ path, name, value string }
 
 func newTarStream(w io.Writer) *tarStream {
 	sum := sha256.New()
@@ -66,13 +72,34 @@ func normalize(name string, src *tar.Header) *tar.Header {
 
 // dir writes a directory entry.
 func (s *tarStream) dir(name string, src *tar.Header) error {
-	return s.tw.WriteHeader(normalize(name, src))
+	h := normalize(name, src)
+	s.noteXattrs(name, h)
+	return s.tw.WriteHeader(h)
+}
+
+// noteXattrs keeps the xattrs mke2fs would drop for a second pass. SELinux
+// labels are left out: they belong to the build host; the guest relabels.
+func (s *tarStream) noteXattrs(name string, h *tar.Header) {
+	keys := make([]string, 0, len(h.PAXRecords))
+	for k := range h.PAXRecords {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := h.PAXRecords[k]
+		attr := strings.TrimPrefix(k, "SCHILY.xattr.")
+		if attr == "security.capability" || attr == "security.selinux" {
+			continue
+		}
+		s.xattrs = append(s.xattrs, xattr{path: "/" + name, name: attr, value: v})
+	}
 }
 
 // entry writes a non-directory entry; for regular files its content is read
 // from r, exactly src.Size bytes.
 func (s *tarStream) entry(name string, src *tar.Header, r io.Reader) error {
 	h := normalize(name, src)
+	s.noteXattrs(name, h)
 	if err := s.tw.WriteHeader(h); err != nil {
 		return err
 	}

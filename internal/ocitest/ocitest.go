@@ -1,0 +1,114 @@
+// Package ocitest builds tar layers and OCI image layouts for tests.
+package ocitest
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Tar builds a tar archive entry by entry.
+type Tar struct {
+	buf bytes.Buffer
+	tw  *tar.Writer
+}
+
+func NewTar() *Tar {
+	t := &Tar{}
+	t.tw = tar.NewWriter(&t.buf)
+	return t
+}
+
+var epoch = time.Unix(1700000000, 0)
+
+func (t *Tar) add(h *tar.Header, body string) *Tar {
+	if h.ModTime.IsZero() {
+		h.ModTime = epoch
+	}
+	if h.Typeflag == tar.TypeReg {
+		h.Size = int64(len(body))
+	}
+	if err := t.tw.WriteHeader(h); err != nil {
+		panic(err)
+	}
+	io.WriteString(t.tw, body)
+	return t
+}
+
+// Dir adds a directory.
+func (t *Tar) Dir(name string, mode int64) *Tar {
+	return t.add(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: mode}, "")
+}
+
+// File adds a regular file owned by root.
+func (t *Tar) File(name, body string, mode int64) *Tar {
+	return t.add(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}, body)
+}
+
+// Entry adds any header; Size is set from body for regular files.
+func (t *Tar) Entry(h tar.Header, body string) *Tar { return t.add(&h, body) }
+
+// Link adds a hardlink.
+func (t *Tar) Link(name, target string) *Tar {
+	return t.add(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target, Mode: 0o644}, "")
+}
+
+// Symlink adds a symbolic link.
+func (t *Tar) Symlink(name, target string) *Tar {
+	return t.add(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}, "")
+}
+
+// Bytes closes the archive and returns it.
+func (t *Tar) Bytes() []byte {
+	t.tw.Close()
+	return t.buf.Bytes()
+}
+
+// WriteLayout writes an OCI image layout at dir holding one image, tagged
+// tag, whose layers are the given tars (gzip-compressed, bottom first).
+func WriteLayout(dir, tag string, layers ...[]byte) error {
+	var ls []v1.Layer
+	for _, l := range layers {
+		b := l
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+		if err != nil {
+			return err
+		}
+		ls = append(ls, layer)
+	}
+	return writeImage(dir, tag, ls)
+}
+
+// WriteLayoutFiles is WriteLayout with layers read from tar files.
+func WriteLayoutFiles(dir, tag string, files ...string) error {
+	var ls []v1.Layer
+	for _, f := range files {
+		p := f
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(p) })
+		if err != nil {
+			return err
+		}
+		ls = append(ls, layer)
+	}
+	return writeImage(dir, tag, ls)
+}
+
+func writeImage(dir, tag string, ls []v1.Layer) error {
+	img, err := mutate.AppendLayers(empty.Image, ls...)
+	if err != nil {
+		return err
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag}))
+}
