@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -64,6 +65,9 @@ func (s *layeredSource) corrupt(l int, err error) error {
 	where := s.desc
 	if len(s.layers) > 1 {
 		where = fmt.Sprintf("%s, layer %d of %d", s.desc, l+1, len(s.layers))
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return &InputError{Msg: fmt.Sprintf("cannot read %s: %v", where, err), Fix: "make the files readable by the user running c2vm"}
 	}
 	return &InputError{Msg: fmt.Sprintf("cannot read %s: %v", where, err),
 		Fix: "the archive is damaged or not a tar; re-create it (docker export, docker save or skopeo copy) and try again"}

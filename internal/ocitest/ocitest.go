@@ -87,12 +87,13 @@ func WriteLayout(dir, tag string, layers ...[]byte) error {
 	return writeImage(dir, tag, ls)
 }
 
-// WriteLayoutFiles is WriteLayout with layers read from tar files.
-func WriteLayoutFiles(dir, tag string, files ...string) error {
+// WriteLayoutFiles is WriteLayout with layers read from tar files,
+// compressed at a gzip level (gzip.BestSpeed keeps large layers quick).
+func WriteLayoutFiles(dir, tag string, level int, files ...string) error {
 	var ls []v1.Layer
 	for _, f := range files {
 		p := f
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(p) })
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(p) }, tarball.WithCompressionLevel(level))
 		if err != nil {
 			return err
 		}

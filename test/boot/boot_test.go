@@ -1,0 +1,318 @@
+//go:build boot
+
+// Package boot holds the tests that assemble a real Debian tree and boot it
+// in QEMU. They need the Debian tools (hack/deps) and the fixture tree
+// (hack/fixture-tree, named by C2VM_FIXTURE); make test provides both.
+package boot
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/internal/ocitest"
+)
+
+var (
+	c2vm    string // the binary under test
+	workDir string // world-readable, so an unprivileged user can run there
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	workDir, err = os.MkdirTemp("/var/tmp", "c2vm-boot-")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(workDir, 0o755)
+	c2vm = filepath.Join(workDir, "c2vm")
+	if out, err := exec.Command("go", "build", "-o", c2vm, "../../cmd/c2vm").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// fixture is the cached debootstrap tree with its marker unit.
+func fixture(t *testing.T) (dir, tarball string) {
+	dir = os.Getenv("C2VM_FIXTURE")
+	if dir == "" {
+		t.Fatal("C2VM_FIXTURE is not set: run through make test, or set it to the output of hack/fixture-tree")
+	}
+	return dir, dir + ".tar"
+}
+
+// outDir makes an output directory an unprivileged user may write.
+func outDir(t *testing.T, name string) string {
+	d := filepath.Join(workDir, t.Name()+"-"+name)
+	os.RemoveAll(d)
+	if err := os.MkdirAll(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(d, 0o777)
+	return d
+}
+
+// assemble runs c2vm assemble; as root it drops to the nobody user first,
+// so the test proves assembly needs no privilege.
+func assemble(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	argv := append([]string{c2vm, "assemble"}, args...)
+	if os.Geteuid() == 0 {
+		nobody, err := user.Lookup("nobody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv = append([]string{"setpriv", "--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("assemble %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// marker boots a disk (the guest's writes discarded) and returns the facts
+// the guest printed on its C2VM-MARKER line.
+func marker(t *testing.T, disk, firmware string) map[string]string {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.Command(c2vm, "run", "--snapshot", "--firmware", firmware, "--expect", "C2VM-MARKER", "--timeout", "300s", disk)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("boot %s (%s): %v\n%s", disk, firmware, err, tail(string(out), 3000))
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "C2VM-MARKER "); i >= 0 {
+			facts := map[string]string{}
+			for _, f := range strings.Fields(line[i+len("C2VM-MARKER "):]) {
+				k, v, _ := strings.Cut(f, "=")
+				facts[k] = v
+			}
+			t.Logf("%s boot in %s: %s", firmware, time.Since(start).Round(time.Second), strings.TrimSpace(line[i:]))
+			return facts
+		}
+	}
+	t.Fatalf("no marker line in:\n%s", tail(string(out), 3000))
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func sha(t *testing.T, p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func owner(t *testing.T, p string) uint32 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Uid
+}
+
+func TestBootBIOSAndUEFIUnprivileged(t *testing.T) {
+	_, tarball := fixture(t)
+	out := outDir(t, "out")
+	assemble(t, nil, "-o", out, tarball)
+	disk := filepath.Join(out, "linux.img")
+	if os.Geteuid() == 0 && owner(t, disk) == 0 {
+		t.Fatal("linux.img is owned by root: assembly did not run unprivileged")
+	}
+	for _, fw := range []string{"bios", "uefi"} {
+		m := marker(t, disk, fw)
+		if m["fw"] != fw || m["root"] != "/dev/vda3" || m["rw"] != "rw" {
+			t.Errorf("%s boot facts: %v", fw, m)
+		}
+	}
+}
+
+// TestBootOCILayout boots an image of two layers whose second deletes a file
+// with a whiteout and changes the marker script.
+func TestBootOCILayout(t *testing.T) {
+	dir, tarball := fixture(t)
+	script, err := os.ReadFile(filepath.Join(dir, "usr/local/sbin/c2vm-marker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/motd")); err != nil {
+		t.Fatalf("fixture lacks /etc/motd to delete: %v", err)
+	}
+	extended := strings.Replace(string(script), `" >/dev/ttyS0`,
+		` motd=$(test -e /etc/motd && echo present || echo gone) layer2=$(cat /etc/c2vm-layer2)" >/dev/ttyS0`, 1)
+	if extended == string(script) {
+		t.Fatal("marker script has an unexpected shape")
+	}
+	top := ocitest.NewTar().
+		File("etc/.wh.motd", "", 0o644).
+		File("etc/c2vm-layer2", "yes", 0o644).
+		File("usr/local/sbin/c2vm-marker", extended, 0o755).Bytes()
+	topPath := filepath.Join(workDir, "top.tar")
+	os.WriteFile(topPath, top, 0o644)
+	layout := filepath.Join(outDir(t, "layout"), "oci")
+	if err := ocitest.WriteLayoutFiles(layout, "latest", gzip.BestSpeed, tarball, topPath); err != nil {
+		t.Fatal(err)
+	}
+	// go-containerregistry writes blobs readable by their owner only.
+	if out, err := exec.Command("chmod", "-R", "a+rX", layout).CombinedOutput(); err != nil {
+		t.Fatalf("chmod: %v %s", err, out)
+	}
+	out := outDir(t, "out")
+	assemble(t, nil, "-o", out, "oci-layout:"+layout+":latest")
+	m := marker(t, filepath.Join(out, "linux.img"), "uefi")
+	if m["motd"] != "gone" || m["layer2"] != "yes" {
+		t.Errorf("layers not applied: %v", m)
+	}
+}
+
+// TestBootSizes checks both ways a root fills its disk: built at an explicit
+// size, and grown at first boot after the disk was enlarged.
+func TestBootSizes(t *testing.T) {
+	_, tarball := fixture(t)
+	big := outDir(t, "big")
+	assemble(t, nil, "-o", big, "--size", "3G", tarball)
+	m := marker(t, filepath.Join(big, "linux.img"), "bios")
+	checkFills(t, "--size 3G", m, 3<<30)
+
+	auto := outDir(t, "auto")
+	assemble(t, nil, "-o", auto, tarball)
+	disk := filepath.Join(auto, "linux.img")
+	fi, _ := os.Stat(disk)
+	if out, err := exec.Command("qemu-img", "resize", "-q", "-f", "raw", disk, "+1G").CombinedOutput(); err != nil {
+		t.Fatalf("resize: %v %s", err, out)
+	}
+	m = marker(t, disk, "uefi")
+	checkFills(t, "auto disk enlarged by 1G", m, fi.Size()+1<<30)
+}
+
+func checkFills(t *testing.T, what string, m map[string]string, disk int64) {
+	t.Helper()
+	got, _ := strconv.ParseInt(m["disk_bytes"], 10, 64)
+	fs, _ := strconv.ParseInt(m["rootfs_bytes"], 10, 64)
+	if got != disk {
+		t.Errorf("%s: guest sees a %d byte disk, want %d", what, got, disk)
+	}
+	if float64(fs) < 0.93*float64(disk) {
+		t.Errorf("%s: root filesystem is %d bytes on a %d byte disk: not grown", what, fs, disk)
+	}
+}
+
+func TestReproducible(t *testing.T) {
+	_, tarball := fixture(t)
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	a, b := outDir(t, "a"), outDir(t, "b")
+	assemble(t, env, "-o", a, tarball)
+	assemble(t, env, "-o", b, tarball)
+	ha, hb := sha(t, filepath.Join(a, "linux.img")), sha(t, filepath.Join(b, "linux.img"))
+	if ha != hb {
+		t.Fatalf("two assemblies differ: %s %s", ha, hb)
+	}
+	// A different input gets different ids.
+	other := filepath.Join(workDir, "other.tar")
+	copyAppend(t, tarball, other)
+	c := outDir(t, "c")
+	assemble(t, env, "-o", c, other)
+	idA, idC := diskID(t, filepath.Join(a, "linux.img")), diskID(t, filepath.Join(c, "linux.img"))
+	if idA == idC {
+		t.Errorf("different inputs share the disk id %s", idA)
+	}
+}
+
+// copyAppend copies a tar and adds one file to it.
+func copyAppend(t *testing.T, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the end-of-archive blocks, then append an entry and new ones.
+	end := len(b)
+	for end >= 512 && allZero(b[end-512:end]) {
+		end -= 512
+	}
+	extra := ocitest.NewTar().File("etc/extra", "different", 0o644).Bytes()
+	os.WriteFile(dst, append(b[:end:end], extra...), 0o644)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func diskID(t *testing.T, disk string) string {
+	out, err := exec.Command("sfdisk", "--disk-id", disk).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestFormats(t *testing.T) {
+	_, tarball := fixture(t)
+	out := outDir(t, "out")
+	assemble(t, nil, "-o", out, "--format", "qcow2,vmdk,vhdx,vdi,vhd", tarball)
+	raw := filepath.Join(out, "linux.img")
+	for ext, qfmt := range map[string]string{"qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx", "vdi": "vdi", "vhd": "vpc"} {
+		conv := filepath.Join(out, "linux."+ext)
+		out, err := exec.Command("qemu-img", "compare", "-q", "-f", "raw", "-F", qfmt, raw, conv).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s differs from the raw disk: %v %s", ext, err, out)
+		}
+	}
+}
+
+// TestStoppedRunLeavesNoDisk stops assembly midway: SIGTERM cleans up
+// everything, SIGKILL at least leaves no linux.img.
+func TestStoppedRunLeavesNoDisk(t *testing.T) {
+	_, tarball := fixture(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		out := outDir(t, sig.String())
+		cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "qcow2", tarball)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("%v: assembly finished before the signal; cannot test", sig)
+		}
+		for _, name := range []string{"linux.img", "linux.qcow2"} {
+			if _, err := os.Stat(filepath.Join(out, name)); err == nil {
+				t.Errorf("%v: %s exists after a stopped run", sig, name)
+			}
+		}
+		if sig == syscall.SIGTERM {
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("SIGTERM left %d entries, e.g. %s", len(entries), entries[0].Name())
+			}
+		}
+	}
+}
