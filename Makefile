@@ -1,12 +1,13 @@
 # c2vm: container images to bootable VM disks.
-#   make demo   set up this machine, assemble the Debian example, boot it
-#   make test   set up this machine, run unit tests, then boot tests in QEMU
+#   make demo   set up this machine and the test world, build examples/debian
+#               with docker buildx into a disk, boot it
+#   make test   the same set-up, unit tests, boot tests, end-to-end tests
 
 GO      ?= go
 BIN     := bin/c2vm
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture vet unit boot-test test demo clean
+.PHONY: all build deps fixture vet unit boot-test world-test test demo testenv-up testenv-down clean
 
 all: build
 
@@ -24,7 +25,8 @@ fixture: deps
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
-	$(GO) vet -tags boot ./test/...
+	$(GO) vet -tags boot ./test/boot/
+	$(GO) vet -tags world ./test/world/
 
 # Fast tests; C2VM_REQUIRE_TOOLS turns "tool missing" skips into failures.
 unit: deps
@@ -34,10 +36,20 @@ unit: deps
 boot-test: fixture
 	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
 
-test: vet unit boot-test
+# Tests through BuildKit and buildx in the test world (hack/testenv).
+world-test: deps build
+	./hack/world-test
 
-demo: fixture build
+test: vet unit boot-test world-test
+
+demo: deps build
 	./hack/demo
+
+testenv-up:
+	@./hack/testenv up
+
+testenv-down:
+	@./hack/testenv down
 
 clean:
 	rm -rf bin out

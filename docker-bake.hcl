@@ -1,8 +1,16 @@
-# docker buildx bake frontend: the c2vm image from this checkout.
-# Example targets that use it through BUILDKIT_SYNTAX come with the frontend.
+# docker buildx bake frontend      the c2vm image from this checkout
+# docker buildx bake debian        examples/debian as out/debian/linux.img
+#
+# The examples choose c2vm with BUILDKIT_SYNTAX and get the frontend image
+# from the frontend target through a named context, so nothing has to be
+# pushed first.
 
 variable "C2VM_IMAGE" {
   default = "c2vm:dev"
+}
+
+variable "C2VM_FORMAT" {
+  default = "raw"
 }
 
 target "frontend" {
@@ -10,6 +18,49 @@ target "frontend" {
   dockerfile = "Dockerfile"
   tags       = [C2VM_IMAGE]
   platforms  = ["linux/amd64"]
+}
+
+target "_example" {
+  args = {
+    BUILDKIT_SYNTAX = "c2vm-frontend"
+    C2VM_FORMAT     = C2VM_FORMAT
+  }
+  contexts = {
+    c2vm-frontend = "target:frontend"
+  }
+}
+
+target "basic" {
+  inherits = ["_example"]
+  context  = "examples/basic"
+  output   = ["type=local,dest=out/basic"]
+}
+
+target "debian" {
+  inherits = ["_example"]
+  context  = "examples/debian"
+  output   = ["type=local,dest=out/debian"]
+}
+
+target "devbox" {
+  inherits = ["_example"]
+  context  = "examples/devbox"
+  output   = ["type=local,dest=out/devbox"]
+}
+
+target "devbox-ui" {
+  inherits = ["_example"]
+  context  = "examples/devbox-ui"
+  contexts = {
+    c2vm-frontend = "target:frontend"
+    devbox        = "target:devbox-image"
+  }
+  output = ["type=local,dest=out/devbox-ui"]
+}
+
+# The devbox as an image (no c2vm), the base of devbox-ui.
+target "devbox-image" {
+  context = "examples/devbox"
 }
 
 group "default" {

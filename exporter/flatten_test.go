@@ -167,14 +167,24 @@ func TestTarSourceOrderAndParents(t *testing.T) {
 	// first, which the flattener synthesises.
 	tr := ocitest.NewTar().
 		File("boot/vmlinuz-1", "k", 0o644).File("boot/initrd.img-1", "i", 0o644).
-		File("a/b/c/file", "deep", 0o640).Link("a/hard", "a/b/c/file")
+		File("a/b/c/file", "deep", 0o640).Link("a/hard", "a/b/c/file").
+		File("a/Größe-€", "utf8", 0o644).Symlink("a/link-€", "Größe-€")
 	p := filepath.Join(t.TempDir(), "root.tar")
 	os.WriteFile(p, tr.Bytes(), 0o644)
 	src, err := OpenSource(p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Build containers run with the C locale; UTF-8 names must still work.
+	t.Setenv("LC_ALL", "C")
+	t.Setenv("LANG", "C")
 	d := assembleT(t, src, Options{Firmware: UEFI})
+	if got := d.cat(t, "/a/Größe-€"); got != "utf8" {
+		t.Errorf("UTF-8 name: %q", got)
+	}
+	if st := d.debugfs(t, "stat /a/link-€"); !strings.Contains(st, `Fast link dest: "Größe-€"`) {
+		t.Errorf("UTF-8 link: %s", st)
+	}
 	if got := d.cat(t, "/a/hard"); got != "deep" {
 		t.Errorf("hardlink content %q", got)
 	}

@@ -67,8 +67,12 @@ func lookupFormat(name string) (Format, bool) {
 // FileName is the output file of a format.
 func (f Format) FileName() string { return "linux." + f.Ext }
 
-// convert writes raw as format f to dst.
-func (f Format) convert(ctx context.Context, raw, dst string) error {
+// ConvertArgs are qemu-img's arguments to write raw as format f to dst.
+func (f Format) ConvertArgs(raw, dst string) []string {
 	args := append([]string{"convert", "-q", "-f", "raw", "-O", f.QemuFmt}, f.Opts...)
-	return run(ctx, nil, nil, "qemu-img", append(args, raw, dst)...)
+	return append(args, raw, dst)
+}
+
+func (f Format) convert(ctx context.Context, raw, dst string) error {
+	return run(ctx, nil, nil, "qemu-img", f.ConvertArgs(raw, dst)...)
 }

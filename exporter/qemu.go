@@ -23,6 +23,9 @@ type BootOptions struct {
 	Memory   string
 	CPUs     int
 	Snapshot bool // leave the disk unchanged
+	// QuitOnExpect stops the guest once Expect appears instead of waiting
+	// for it to power off: for guests that only reach a login prompt.
+	QuitOnExpect bool
 	Stdout   io.Writer
 	Stdin    io.Reader
 }
@@ -64,9 +67,16 @@ func Boot(ctx context.Context, o BootOptions) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	seen := watch(out, o.Stdout, o.Expect)
+	var onFound func()
+	if o.QuitOnExpect {
+		onFound = func() { cmd.Process.Kill() }
+	}
+	seen := watch(out, o.Stdout, o.Expect, onFound)
 	err = cmd.Wait()
 	found := seen()
+	if found && o.QuitOnExpect {
+		return nil
+	}
 	switch {
 	case ctx.Err() != nil && o.Expect != "" && !found:
 		return fmt.Errorf("timed out after %s: %q did not appear on the guest's console", o.Timeout, o.Expect)
@@ -80,8 +90,9 @@ func Boot(ctx context.Context, o BootOptions) error {
 	return nil
 }
 
-// watch copies the console to w and reports whether text appeared.
-func watch(r io.Reader, w io.Writer, text string) func() bool {
+// watch copies the console to w and reports whether text appeared; onFound,
+// if set, runs the first time it does.
+func watch(r io.Reader, w io.Writer, text string, onFound func()) func() bool {
 	var mu sync.Mutex
 	found := false
 	done := make(chan struct{})
@@ -99,8 +110,12 @@ func watch(r io.Reader, w io.Writer, text string) func() bool {
 				tail += string(buf[:n])
 				if text != "" && strings.Contains(tail, text) {
 					mu.Lock()
+					first := !found
 					found = true
 					mu.Unlock()
+					if first && onFound != nil {
+						onFound()
+					}
 				}
 				if len(tail) > 2*len(text)+4096 {
 					tail = tail[len(tail)-len(text)-1:]

@@ -119,6 +119,9 @@ func runMke2fs(ctx context.Context, stdin io.Reader, args []string) error {
 	}
 	cmd := exec.CommandContext(ctx, p, args...)
 	cmd.Stdin = stdin
+	// libarchive converts names through the locale: with plain C (as in a
+	// build container) a UTF-8 file name fails the whole filesystem.
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

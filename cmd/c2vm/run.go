@@ -38,5 +38,6 @@ once TEXT has appeared and the guest has powered off, non-zero on timeout.`,
 	f.StringVar(&o.Memory, "memory", "1024M", "guest memory")
 	f.IntVar(&o.CPUs, "cpus", 2, "guest CPUs")
 	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes to the disk")
+	f.BoolVar(&o.QuitOnExpect, "quit-on-expect", false, "with --expect: stop the guest as soon as TEXT appears (e.g. 'login:') instead of waiting for it to power off")
 	return cmd
 }

@@ -1,0 +1,103 @@
+package bootstrap
+
+import (
+	"fmt"
+
+	"github.com/moby/buildkit/client/llb"
+)
+
+// Guest configuration, as one layer of file operations after the install:
+// what a container image lacks or carries that a machine must not.
+
+const dhcpNetwork = `# c2vm: DHCP on every ethernet interface, whatever the hypervisor names it.
+[Match]
+Type=ether
+
+[Network]
+DHCP=yes
+`
+
+const sshKeygenUnit = `# c2vm: host keys are made on the machine's first boot, never baked in.
+[Unit]
+Description=Generate SSH host keys (c2vm)
+ConditionPathExists=/usr/sbin/sshd
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+Before=ssh.service sshd.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const fstab = `# c2vm: / is mounted from the kernel command line (root=UUID=... rw), and
+# grown to its disk at boot. Add other filesystems here.
+`
+
+// unit paths go through /lib, which merged-/usr systems link to /usr/lib.
+var enable = [][2]string{
+	{"/lib/systemd/system/systemd-networkd.service", "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"},
+	{"/lib/systemd/system/systemd-networkd.socket", "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"},
+	{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
+	{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/sysinit.target.wants/systemd-resolved.service"},
+	{"/lib/systemd/system/serial-getty@.service", "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"},
+	{"/etc/systemd/system/c2vm-ssh-keygen.service", "/etc/systemd/system/multi-user.target.wants/c2vm-ssh-keygen.service"},
+}
+
+// Configure writes the guest configuration layer.
+func Configure(st llb.State, o Options) llb.State {
+	hostname := o.Hostname
+	if hostname == "" {
+		hostname = "c2vm"
+	}
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", hostname)
+	rm := llb.WithAllowNotFound(true)
+	fa := llb.Mkfile("/etc/hostname", 0o644, []byte(hostname+"\n")).
+		Mkfile("/etc/hosts", 0o644, []byte(hosts)).
+		Mkfile("/etc/fstab", 0o644, []byte(fstab)).
+		// An empty machine-id: each VM makes its own at first boot, so
+		// DHCP leases and journals differ between machines.
+		Mkfile("/etc/machine-id", 0o444, nil).
+		Rm("/var/lib/dbus/machine-id", rm).
+		Rm("/.dockerenv", rm).
+		Rm("/usr/sbin/policy-rc.d", rm).
+		Rm("/etc/resolv.conf", rm).
+		Symlink("../run/systemd/resolve/stub-resolv.conf", "/etc/resolv.conf").
+		Mkdir("/etc/systemd/network", 0o755, llb.WithParents(true)).
+		Mkfile("/etc/systemd/network/80-c2vm-dhcp.network", 0o644, []byte(dhcpNetwork)).
+		Mkfile("/etc/systemd/system/c2vm-ssh-keygen.service", 0o644, []byte(sshKeygenUnit))
+	for _, e := range enable {
+		dir := e[1][:len(e[1])-len(baseName(e[1]))]
+		fa = fa.Mkdir(dir, 0o755, llb.WithParents(true)).
+			Rm(e[1], rm).
+			Symlink(e[0], e[1])
+	}
+	st = st.File(fa, llb.WithCustomName("configure guest"))
+
+	// Root stays locked unless a secret gives its password hash; a build
+	// arg would land in the image's provenance. SSH host keys are removed
+	// here too (a FileOp wildcard fails where /etc/ssh does not exist): every
+	// machine makes its own at first boot.
+	const noKeys = "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && "
+	script := noKeys + "usermod -p '!' root"
+	opts := []llb.RunOption{llb.WithCustomName("set root password")}
+	if o.RootPasswordSecret != "" {
+		script = noKeys + `h=$(cat /run/secrets/c2vm-root) && test -n "$h" && usermod -p "$h" root`
+		opts = append(opts, llb.AddSecret("/run/secrets/c2vm-root", llb.SecretID(o.RootPasswordSecret)))
+	} else {
+		opts[0] = llb.WithCustomName("lock root account")
+	}
+	opts = append(opts, llb.Args([]string{"/bin/sh", "-c", script}), llb.Network(llb.NetModeNone))
+	return st.Run(opts...).Root()
+}
+
+func baseName(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}

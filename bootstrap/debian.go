@@ -1,0 +1,72 @@
+package bootstrap
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+)
+
+var (
+	supportedDebian = map[string]bool{"11": true, "12": true, "13": true}
+	supportedUbuntu = map[string]bool{"20.04": true, "22.04": true, "24.04": true}
+)
+
+// debian covers Debian and Ubuntu: apt, initramfs-tools, systemd.
+type debian struct {
+	os     OSRelease
+	ubuntu bool
+}
+
+func (d debian) Name() string {
+	if d.ubuntu {
+		return "ubuntu"
+	}
+	return "debian"
+}
+
+// kernelPackage is a kernel meant for virtual machines. Debian's generic
+// kernel has the virtio drivers as modules; Ubuntu's linux-image-virtual has
+// them built in.
+func (d debian) kernelPackage(arch string) string {
+	if d.ubuntu {
+		return "linux-image-virtual"
+	}
+	if arch == "arm64" {
+		return "linux-image-arm64"
+	}
+	return "linux-image-amd64"
+}
+
+// installScript installs the kernel, systemd as init, udev and an initramfs
+// that loads the virtio and ext4 drivers early. systemd-resolved and
+// systemd-repart are separate packages on newer releases; they are added
+// where the archive has them.
+func (d debian) installScript(arch string) string {
+	return strings.Join([]string{
+		"set -eu",
+		"export DEBIAN_FRONTEND=noninteractive",
+		// Docker images delete downloaded packages after each install; the
+		// cache mounts are there to keep them.
+		"rm -f /etc/apt/apt.conf.d/docker-clean",
+		"mkdir -p /etc/initramfs-tools",
+		"printf '%s\\n' virtio_pci virtio_blk virtio_scsi virtio_net ext4 >>/etc/initramfs-tools/modules",
+		"apt-get update",
+		"extra=''",
+		"for p in systemd-resolved systemd-repart; do if apt-cache show $p >/dev/null 2>&1; then extra=\"$extra $p\"; fi; done",
+		fmt.Sprintf("apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra", d.kernelPackage(arch)),
+		"test -e /boot/vmlinuz-* || { echo 'no kernel in /boot after installing it' >&2; exit 1; }",
+	}, "\n")
+}
+
+func (d debian) Install(st llb.State, o Options) llb.State {
+	cache := func(p string) llb.RunOption {
+		return llb.AddMount(p, llb.Scratch(), llb.AsPersistentCacheDir("c2vm-"+o.CacheNS+d.Name()+d.os.VersionID+p, llb.CacheMountLocked))
+	}
+	return st.Run(
+		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch)}),
+		cache("/var/cache/apt"),
+		cache("/var/lib/apt/lists"),
+		llb.WithCustomNamef("install kernel (%s)", d.Name()),
+	).Root()
+}

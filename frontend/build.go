@@ -1,0 +1,199 @@
+// Package frontend is c2vm's BuildKit gateway frontend: it builds the user's
+// Dockerfile with BuildKit's own dockerfile2llb (the same semantics users
+// already have, options through dockerui), makes the result bootable with
+// bootstrap, and returns the disk that llb assembles.
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/c2vm/c2vm/bootstrap"
+	c2llb "github.com/c2vm/c2vm/llb"
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/frontend/subrequests/outline"
+	"github.com/moby/buildkit/frontend/subrequests/targets"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Frontend builds disks. The zero value runs assembly in the frontend's own
+// image, found with CurrentFrontend(); in-process callers, where there is no
+// frontend image, set Tools.
+type Frontend struct {
+	Tools *llb.State
+}
+
+// currentFrontend is what BuildKit's gRPC gateway client offers beyond
+// client.Client.
+type currentFrontend interface {
+	CurrentFrontend() (*llb.State, error)
+}
+
+func (f *Frontend) tools(c client.Client) (llb.State, error) {
+	if f.Tools != nil {
+		return *f.Tools, nil
+	}
+	if cf, ok := c.(currentFrontend); ok {
+		st, err := cf.CurrentFrontend()
+		if err == nil && st != nil {
+			return *st, nil
+		}
+	}
+	return llb.State{}, fmt.Errorf("cannot find the c2vm image to assemble the disk in: run c2vm as a frontend image (# syntax=<c2vm image>) or use c2vm build")
+}
+
+// Build is the gateway BuildFunc.
+func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, error) {
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	src, err := bc.ReadEntrypoint(ctx, "Dockerfile")
+	if err != nil {
+		return nil, err
+	}
+	convertOpt := dockerfile2llb.ConvertOpt{Config: bc.Config, Client: bc, SourceMap: src.SourceMap, MetaResolver: c}
+	if res, ok, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
+		Outline: func(ctx context.Context) (*outline.Outline, error) {
+			o, err := dockerfile2llb.Dockerfile2Outline(ctx, src.Data, convertOpt)
+			if err != nil {
+				return nil, err
+			}
+			addOptions(o)
+			return o, nil
+		},
+		ListTargets: func(ctx context.Context) (*targets.List, error) {
+			return dockerfile2llb.ListTargets(ctx, src.Data)
+		},
+	}); err != nil || ok {
+		return res, err
+	}
+	if bad := unknownOptions(bc.BuildArgs); len(bad) > 0 {
+		return nil, fmt.Errorf("unknown c2vm option %s: the options are %s (see --call outline)", strings.Join(bad, ", "), optionNames())
+	}
+	set, err := parseOptions(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := f.tools(c)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
+		opt := convertOpt
+		opt.BuildArgs = maps.Clone(opt.BuildArgs)
+		opt.TargetPlatform = platform
+		dfRes, err := dockerfile2llb.Dockerfile2LLB(ctx, src.Data, opt)
+		if err != nil {
+			return nil, err
+		}
+		p := platforms.DefaultSpec()
+		if platform != nil {
+			p = *platform
+		}
+		bo := set.bootstrap
+		bo.Arch, bo.CacheNS = p.Architecture, bc.CacheIDNamespace
+		rootfs, err := bootable(ctx, c, dfRes.State, p, bo)
+		if err != nil {
+			return nil, err
+		}
+		disk := c2llb.Disk(rootfs, tools, set.disk)
+		ref, err := solve(ctx, c, disk, p, bc)
+		if err != nil {
+			return nil, err
+		}
+		return &dockerui.BuildResult{Reference: ref, Image: dfRes.Image, BaseImage: dfRes.BaseImage}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bc *dockerui.Client) (client.Reference, error) {
+	def, err := st.Marshal(ctx, llb.Platform(p))
+	if err != nil {
+		return nil, err
+	}
+	req := client.SolveRequest{Definition: def.ToPB()}
+	if bc != nil {
+		req.CacheImports = bc.CacheImports
+	}
+	r, err := c.Solve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.SingleRef()
+}
+
+// bootable returns the target made bootable: used as is when it already has
+// a kernel and an init, otherwise with the distribution's recipe applied and
+// the guest configured.
+func bootable(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bo bootstrap.Options) (llb.State, error) {
+	ref, err := solve(ctx, c, st, p, nil)
+	if err != nil {
+		return llb.State{}, err
+	}
+	osr := bootstrap.ParseOSRelease(readOSRelease(ctx, ref))
+	recipe, recipeErr := bootstrap.For(osr)
+	if hasKernelAndInit(ctx, ref) {
+		if recipeErr != nil {
+			return st, nil
+		}
+		return bootstrap.Configure(st, bo), nil
+	}
+	if recipeErr != nil {
+		return llb.State{}, recipeErr
+	}
+	out := bootstrap.Configure(recipe.Install(st, bo), bo)
+	// Solve here so that a failing install is reported as such.
+	if _, err := solve(ctx, c, out, p, nil); err != nil {
+		return llb.State{}, fmt.Errorf("making %s bootable failed (install kernel (%s)): %w\n  fix: check that the image's package sources work (apt-get update && apt-get install %s succeeds in a RUN step)",
+			osr.Name(), recipe.Name(), err, "linux-image-amd64")
+	}
+	return out, nil
+}
+
+// readOSRelease reads os-release, which is usually a symlink from /etc to
+// /usr/lib.
+func readOSRelease(ctx context.Context, ref client.Reference) []byte {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if dt, err := ref.ReadFile(ctx, client.ReadRequest{Filename: p}); err == nil && len(dt) > 0 {
+			return dt
+		}
+	}
+	return nil
+}
+
+func hasKernelAndInit(ctx context.Context, ref client.Reference) bool {
+	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: "/boot", IncludePattern: "vmlinuz-*"})
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	for _, p := range []string{"/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd"} {
+		if _, err := ref.StatFile(ctx, client.StatRequest{Path: p}); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func addOptions(o *outline.Outline) {
+	for _, opt := range options {
+		o.Args = append(o.Args, outline.Arg{Name: opt.Name, Value: opt.Default, Description: opt.Description})
+	}
+}
+
+func optionNames() string {
+	var n []string
+	for _, o := range options {
+		n = append(n, o.Name)
+	}
+	return strings.Join(n, ", ")
+}

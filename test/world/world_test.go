@@ -1,0 +1,296 @@
+//go:build world
+
+// Package world holds the end-to-end tests that need the test world
+// (hack/testenv up): BuildKit, the local registry with base images, buildx,
+// and the c2vm image built from this checkout. They build Dockerfiles into
+// disks, boot them in QEMU and read what the guest printed.
+package world
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/frontend"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/tonistiigi/fsutil"
+)
+
+var c2vm string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "c2vm-world-")
+	if err != nil {
+		panic(err)
+	}
+	c2vm = filepath.Join(dir, "c2vm")
+	if out, err := exec.Command("go", "build", "-o", c2vm, "../../cmd/c2vm").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func env(t *testing.T, name string) string {
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: run through make test, or eval \"$(hack/testenv up)\" first", name)
+	}
+	return v
+}
+
+// markerFiles is what the tests add to an example: a unit that prints, once
+// the network is up, facts only the running guest knows, then powers off.
+const markerScript = `#!/bin/sh
+for i in $(seq 60); do ip4=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -m1 -E '^[0-9]+\.' ); [ -n "$ip4" ] && break; sleep 1; done
+echo "C2VM-MARKER git=$(git --version | cut -d' ' -f3) hostname=$(hostname) ipv4=${ip4:-none} kernel=$(uname -r) machine_id=$(cat /etc/machine-id)" >/dev/ttyS0
+systemctl --no-block poweroff
+`
+
+const markerUnit = `[Unit]
+Description=c2vm test marker
+After=multi-user.target network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/c2vm-marker
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const markerLines = `
+COPY c2vm-marker /usr/local/sbin/c2vm-marker
+COPY c2vm-marker.service /etc/systemd/system/c2vm-marker.service
+RUN mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf /etc/systemd/system/c2vm-marker.service /etc/systemd/system/multi-user.target.wants/
+`
+
+// exampleContext copies an example's Dockerfile into a new context, with
+// the marker unit added and an optional first line.
+func exampleContext(t *testing.T, example, firstLine string) string {
+	df, err := os.ReadFile(filepath.Join("../../examples", example, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := string(df) + markerLines
+	if firstLine != "" {
+		text = firstLine + "\n" + text
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(text), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "c2vm-marker"), []byte(markerScript), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "c2vm-marker.service"), []byte(markerUnit), 0o644))
+	return dir
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildInProcess runs the frontend in this process with client.Build, as
+// c2vm build does, and returns the vertices BuildKit reported.
+func buildInProcess(t *testing.T, dir, out string, args map[string]string) (map[string]*client.Vertex, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	c, err := client.New(ctx, env(t, "BUILDKIT_HOST"))
+	must(t, err)
+	defer c.Close()
+	fs, err := fsutil.NewFS(dir)
+	must(t, err)
+	attrs := map[string]string{}
+	for k, v := range args {
+		attrs["build-arg:"+k] = v
+	}
+	img := llb.Image(env(t, "C2VM_IMAGE"))
+	fe := &frontend.Frontend{Tools: &img}
+	ch := make(chan *client.SolveStatus)
+	vertices := map[string]*client.Vertex{}
+	var logs strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range ch {
+			for _, v := range s.Vertexes {
+				vertices[v.Name] = v
+			}
+			for _, l := range s.Logs {
+				logs.Write(l.Data)
+			}
+		}
+	}()
+	_, err = c.Build(ctx, client.SolveOpt{
+		Exports:       []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
+		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+		FrontendAttrs: attrs,
+	}, "c2vm-test", fe.Build, ch)
+	<-done
+	if err != nil {
+		l := logs.String()
+		if len(l) > 3000 {
+			l = l[len(l)-3000:]
+		}
+		t.Logf("build logs:\n%s", l)
+	}
+	return vertices, err
+}
+
+// boot runs a disk and returns the facts the guest's marker line gave.
+func boot(t *testing.T, disk, firmware string) map[string]string {
+	t.Helper()
+	start := time.Now()
+	out, err := exec.Command(c2vm, "run", "--snapshot", "--firmware", firmware, "--expect", "C2VM-MARKER", "--timeout", "400s", disk).CombinedOutput()
+	if err != nil {
+		s := string(out)
+		if len(s) > 4000 {
+			s = s[len(s)-4000:]
+		}
+		t.Fatalf("boot %s: %v\n%s", firmware, err, s)
+	}
+	m := regexp.MustCompile(`C2VM-MARKER ([^\r\n]*)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no marker")
+	}
+	t.Logf("%s boot in %s: %s", firmware, time.Since(start).Round(time.Second), m[0])
+	facts := map[string]string{}
+	for _, f := range strings.Fields(m[1]) {
+		k, v, _ := strings.Cut(f, "=")
+		facts[k] = v
+	}
+	return facts
+}
+
+// checkGuest asserts what a booted example must show: git installed, the
+// hostname c2vm set, an IPv4 address from QEMU's DHCP server, and an
+// machine-id made at boot.
+func checkGuest(t *testing.T, facts map[string]string, hostname string) {
+	t.Helper()
+	if !regexp.MustCompile(`^2\.\d+\.\d+`).MatchString(facts["git"]) {
+		t.Errorf("git --version gave %q", facts["git"])
+	}
+	if facts["hostname"] != hostname {
+		t.Errorf("hostname %q, want %q", facts["hostname"], hostname)
+	}
+	if !strings.HasPrefix(facts["ipv4"], "10.0.2.") {
+		t.Errorf("no DHCP address: %q", facts["ipv4"])
+	}
+	if len(facts["machine_id"]) != 32 {
+		t.Errorf("machine-id %q was not generated at boot", facts["machine_id"])
+	}
+}
+
+func TestInProcessDebian(t *testing.T) {
+	dir := exampleContext(t, "debian", "")
+	out := t.TempDir()
+	args := map[string]string{"C2VM_HOSTNAME": "c2vm-debian"}
+	if _, err := buildInProcess(t, dir, out, args); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(out, "linux.img")
+	for _, fw := range []string{"bios", "uefi"} {
+		checkGuest(t, boot(t, disk, fw), "c2vm-debian")
+	}
+
+	// The same build again is served from BuildKit's cache.
+	vertices, err := buildInProcess(t, dir, t.TempDir(), args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vertices["assemble disk"]
+	if v == nil || !v.Cached {
+		t.Errorf("second build ran the assembly again: %+v", v)
+	}
+}
+
+func TestUnsupportedDistro(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "os-release"), []byte("ID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY os-release /etc/os-release\n"), 0o644))
+	_, err := buildInProcess(t, dir, t.TempDir(), nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot add a kernel to Alpine Linux v3.20") || !strings.Contains(err.Error(), "already holds a kernel") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFailingBootstrapStep(t *testing.T) {
+	dir := t.TempDir()
+	// Package sources that cannot answer: the kernel install fails.
+	df := "FROM debian:bookworm\nRUN echo 'deb http://127.0.0.1:9/debian bookworm main' >/etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*\n"
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+	_, err := buildInProcess(t, dir, t.TempDir(), nil)
+	if err == nil || !strings.Contains(err.Error(), "making Debian GNU/Linux 12 (bookworm) bootable failed (install kernel (debian))") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBadOption(t *testing.T) {
+	dir := exampleContext(t, "debian", "")
+	_, err := buildInProcess(t, dir, t.TempDir(), map[string]string{"C2VM_FORMATS": "qcow2"})
+	if err == nil || !strings.Contains(err.Error(), "unknown c2vm option C2VM_FORMATS") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// buildx runs docker buildx build against the test world's builder.
+func buildx(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("docker", append([]string{"buildx", "build", "--progress=plain"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s := string(out)
+		if len(s) > 6000 {
+			s = s[len(s)-6000:]
+		}
+		t.Fatalf("docker buildx build %v: %v\n%s", args, err, s)
+	}
+	return string(out)
+}
+
+func TestBuildxSyntaxLine(t *testing.T) {
+	dir := exampleContext(t, "basic", "# syntax="+env(t, "C2VM_IMAGE"))
+	out := t.TempDir()
+	buildx(t, "--build-arg", "C2VM_HOSTNAME=c2vm-basic", "-o", "type=local,dest="+out, dir)
+	checkGuest(t, boot(t, filepath.Join(out, "linux.img"), "uefi"), "c2vm-basic")
+}
+
+func TestBuildxBuildkitSyntaxArg(t *testing.T) {
+	dir := exampleContext(t, "basic", "")
+	out := t.TempDir()
+	buildx(t, "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "--build-arg", "C2VM_FORMAT=qcow2",
+		"--platform", "linux/amd64", "-o", out, dir)
+	checkGuest(t, boot(t, filepath.Join(out, "linux.qcow2"), "bios"), "c2vm")
+}
+
+func TestBuildxOutline(t *testing.T) {
+	dir := exampleContext(t, "debian", "")
+	cmd := exec.Command("docker", "buildx", "build", "--call", "outline,format=json",
+		"--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var o struct {
+		Args []struct{ Name, Value string }
+	}
+	must(t, json.Unmarshal(out, &o))
+	got := map[string]string{}
+	for _, a := range o.Args {
+		got[a.Name] = a.Value
+	}
+	for name, def := range map[string]string{"C2VM_FORMAT": "raw", "C2VM_DISK_SIZE": "auto", "C2VM_FIRMWARE": "hybrid", "C2VM_HOSTNAME": "c2vm"} {
+		if v, ok := got[name]; !ok || v != def {
+			t.Errorf("outline: %s = %q (listed %v), want %q", name, v, ok, def)
+		}
+	}
+}
