@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"strings"
 
 	"github.com/c2vm/c2vm/bootstrap"
@@ -152,13 +153,42 @@ func bootable(ctx context.Context, c client.Client, st llb.State, p ocispecs.Pla
 		return llb.State{}, recipeErr
 	}
 	out := bootstrap.Configure(recipe.Install(st, bo), bo)
-	// Solve here so that a failing install is reported as such.
-	if _, err := solve(ctx, c, out, p, nil); err != nil {
-		return llb.State{}, fmt.Errorf("making %s bootable failed (install kernel (%s)): %w\n  fix: check that the image's package sources work (apt-get update && apt-get install %s succeeds in a RUN step)",
-			osr.Name(), recipe.Name(), err, "linux-image-amd64")
+	// Evaluate here so that a failing install is reported as such.
+	if err := evaluate(ctx, c, out, p); err != nil {
+		return llb.State{}, &BootstrapError{OS: osr.Name(), Step: "install kernel (" + recipe.Name() + ")", Err: err}
 	}
 	return out, nil
 }
+
+// evaluate builds a state now rather than when its result is first used.
+func evaluate(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform) error {
+	def, err := st.Marshal(ctx, llb.Platform(p))
+	if err != nil {
+		return err
+	}
+	_, err = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+	return err
+}
+
+// BootstrapError says which bootstrap step failed on which distribution.
+type BootstrapError struct {
+	OS, Step string
+	Err      error
+}
+
+var exitCode = regexp.MustCompile(`exit code: \d+`)
+
+func (e *BootstrapError) Error() string {
+	what := e.Err.Error()
+	if m := exitCode.FindString(what); m != "" {
+		what = "it ended with " + m + "; its output is in the build log above"
+	}
+	return fmt.Sprintf("making %s bootable failed in step %q: %s\n"+
+		"  fix: check that the image's package sources work: apt-get update and apt-get install must succeed in a RUN step of the Dockerfile", e.OS, e.Step, what)
+}
+
+// BootstrapError has no Unwrap on purpose: BuildKit's gateway sends the
+// innermost gRPC status of an error chain, which would drop this message.
 
 // readOSRelease reads os-release, which is usually a symlink from /etc to
 // /usr/lib.

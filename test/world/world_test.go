@@ -229,7 +229,7 @@ func TestFailingBootstrapStep(t *testing.T) {
 	df := "FROM debian:bookworm\nRUN echo 'deb http://127.0.0.1:9/debian bookworm main' >/etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*\n"
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
 	_, err := buildInProcess(t, dir, t.TempDir(), nil)
-	if err == nil || !strings.Contains(err.Error(), "making Debian GNU/Linux 12 (bookworm) bootable failed (install kernel (debian))") {
+	if err == nil || !strings.Contains(err.Error(), `making Debian GNU/Linux 12 (bookworm) bootable failed in step "install kernel (debian)": it ended with exit code: 100`) {
 		t.Fatalf("got %v", err)
 	}
 }
