@@ -9,6 +9,7 @@ package world
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,5 +293,35 @@ func TestBuildxOutline(t *testing.T) {
 		if v, ok := got[name]; !ok || v != def {
 			t.Errorf("outline: %s = %q (listed %v), want %q", name, v, ok, def)
 		}
+	}
+}
+
+// TestTargetAndNamedContext builds a chosen stage of a Dockerfile whose base
+// is a named context, and reads the result from the disk without booting.
+func TestTargetAndNamedContext(t *testing.T) {
+	dir := t.TempDir()
+	df := "FROM base AS vm\nRUN echo vm >/etc/c2vm-stage\nFROM vm AS other\nRUN echo other >/etc/c2vm-stage\n"
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+	out := t.TempDir()
+	buildx(t, "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "--target", "vm",
+		"--build-context", "base=docker-image://"+env(t, "C2VM_REGISTRY")+"/library/debian:bookworm", "-o", out, dir)
+	disk := filepath.Join(out, "linux.img")
+	var table struct {
+		Partitiontable struct {
+			Partitions []struct {
+				Start int64
+				Type  string
+			}
+		}
+	}
+	js, err := exec.Command("sfdisk", "-J", disk).Output()
+	must(t, err)
+	must(t, json.Unmarshal(js, &table))
+	parts := table.Partitiontable.Partitions
+	root := parts[len(parts)-1]
+	got, err := exec.Command("debugfs", "-R", "cat /etc/c2vm-stage", fmt.Sprintf("%s?offset=%d", disk, root.Start*512)).Output()
+	must(t, err)
+	if strings.TrimSpace(string(got)) != "vm" {
+		t.Errorf("stage file says %q, want vm (--target ignored?)", got)
 	}
 }
