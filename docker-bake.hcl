@@ -30,22 +30,12 @@ target "_example" {
   }
 }
 
-target "basic" {
+target "example" {
+  name     = ex
+  matrix   = { ex = ["basic", "debian", "devbox"] }
   inherits = ["_example"]
-  context  = "examples/basic"
-  output   = ["type=local,dest=out/basic"]
-}
-
-target "debian" {
-  inherits = ["_example"]
-  context  = "examples/debian"
-  output   = ["type=local,dest=out/debian"]
-}
-
-target "devbox" {
-  inherits = ["_example"]
-  context  = "examples/devbox"
-  output   = ["type=local,dest=out/devbox"]
+  context  = "examples/${ex}"
+  output   = ["type=local,dest=out/${ex}"]
 }
 
 target "devbox-ui" {

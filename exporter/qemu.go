@@ -26,8 +26,8 @@ type BootOptions struct {
 	// QuitOnExpect stops the guest once Expect appears instead of waiting
 	// for it to power off: for guests that only reach a login prompt.
 	QuitOnExpect bool
-	Stdout   io.Writer
-	Stdin    io.Reader
+	Stdout       io.Writer
+	Stdin        io.Reader
 }
 
 // ovmf is where Debian's ovmf package puts the 4 MiB UEFI firmware.

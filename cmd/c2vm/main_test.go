@@ -9,21 +9,16 @@ import (
 	"testing"
 
 	"github.com/c2vm/c2vm/internal/ocitest"
+	"github.com/c2vm/c2vm/internal/testbin"
 )
 
 var c2vm string // the binary under test
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "c2vm-bin-")
-	if err != nil {
-		panic(err)
-	}
-	c2vm = filepath.Join(dir, "c2vm")
-	if out, err := exec.Command("go", "build", "-o", c2vm, ".").CombinedOutput(); err != nil {
-		panic(string(out))
-	}
+	var cleanup func()
+	c2vm, cleanup = testbin.Build("", ".")
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

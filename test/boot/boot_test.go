@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/internal/ocitest"
+	"github.com/c2vm/c2vm/internal/testbin"
 )
 
 var (
@@ -29,18 +30,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	workDir, err = os.MkdirTemp("/var/tmp", "c2vm-boot-")
-	if err != nil {
-		panic(err)
-	}
-	os.Chmod(workDir, 0o755)
-	c2vm = filepath.Join(workDir, "c2vm")
-	if out, err := exec.Command("go", "build", "-o", c2vm, "../../cmd/c2vm").CombinedOutput(); err != nil {
-		panic(string(out))
-	}
+	var cleanup func()
+	c2vm, cleanup = testbin.Build("/var/tmp", "../../cmd/c2vm")
+	workDir = filepath.Dir(c2vm)
 	code := m.Run()
-	os.RemoveAll(workDir)
+	cleanup()
 	os.Exit(code)
 }
 

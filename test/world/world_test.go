@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/frontend"
+	"github.com/c2vm/c2vm/internal/testbin"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/tonistiigi/fsutil"
@@ -27,16 +28,10 @@ import (
 var c2vm string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "c2vm-world-")
-	if err != nil {
-		panic(err)
-	}
-	c2vm = filepath.Join(dir, "c2vm")
-	if out, err := exec.Command("go", "build", "-o", c2vm, "../../cmd/c2vm").CombinedOutput(); err != nil {
-		panic(string(out))
-	}
+	var cleanup func()
+	c2vm, cleanup = testbin.Build("", "../../cmd/c2vm")
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
