@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/c2vm
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture vet unit boot-test world-test test demo testenv-up testenv-down clean
+.PHONY: all build deps fixture vet unit boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean
 
 all: build
 
@@ -27,6 +27,8 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags boot ./test/boot/
 	$(GO) vet -tags world ./test/world/
+	sh -n hack/deps hack/fixture-tree hack/tools bench/pipeline2021.sh
+	bash -n hack/testenv hack/world-test hack/demo
 
 # Fast tests; C2VM_REQUIRE_TOOLS turns "tool missing" skips into failures.
 unit: deps
@@ -40,7 +42,16 @@ boot-test: fixture
 world-test: deps build
 	./hack/world-test
 
-test: vet unit boot-test world-test
+# Speed and size against baselines measured in the same run (not part of
+# make test): writes docs/benchmarks.md.
+bench: fixture
+	$(GO) run ./bench -out docs/benchmarks.md
+
+# Checks that the benchmark program still runs, on a tiny tree.
+bench-smoke: deps
+	$(GO) run ./bench -smoke -out $${TMPDIR:-/tmp}/c2vm-bench-smoke.md
+
+test: vet unit bench-smoke boot-test world-test
 
 demo: deps build
 	./hack/demo

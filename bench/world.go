@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// buildkit times examples/debian through docker buildx in the test world:
+// a cold build (a new first step, so everything after FROM runs), an
+// unchanged rebuild, and a rebuild after changing only the last line.
+func (b *bench) buildkit() {
+	up, err := exec.Command("./hack/testenv", "up").Output()
+	if err != nil {
+		b.skip("through BuildKit", "hack/testenv up failed: "+err.Error())
+		return
+	}
+	defer exec.Command("./hack/testenv", "down").Run()
+	var env []string
+	for _, l := range strings.Split(string(up), "\n") {
+		if kv, ok := strings.CutPrefix(l, "export "); ok {
+			env = append(env, kv)
+		}
+	}
+	image := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "C2VM_IMAGE="); ok {
+			image = v
+		}
+	}
+	base, err := os.ReadFile("examples/debian/Dockerfile")
+	if err != nil {
+		b.skip("through BuildKit", err.Error())
+		return
+	}
+	ctx := filepath.Join(b.work, "ex")
+	os.MkdirAll(ctx, 0o755)
+	outDir := filepath.Join(b.work, "bk")
+	build := "docker buildx build -q --build-arg BUILDKIT_SYNTAX=" + image + " -o " + outDir + " " + ctx + " >/dev/null"
+	lines := strings.SplitN(string(base), "\n", 2)
+	stamp := time.Now().UnixNano()
+	write := func(first, last string) string {
+		df := lines[0] + "\n" + first + "\n" + lines[1] + last
+		p := filepath.Join(ctx, "Dockerfile")
+		return fmt.Sprintf("rm -rf %s && cat >%s <<'EOF'\n%sEOF\n", outDir, p, df)
+	}
+	cold, err := repeat(1, env, write(fmt.Sprintf("RUN echo %d >/etc/bench-cold", stamp), ""), build)
+	if err != nil {
+		b.skip("through BuildKit", firstLine(err.Error()))
+		return
+	}
+	b.add(row{what: "BuildKit: cold build of examples/debian (1 run)", median: secs(cold.median()), note: "base image already pulled"})
+	same, err := repeat(b.reps, env, "rm -rf "+outDir, build)
+	if err != nil {
+		b.skip("BuildKit: unchanged rebuild", firstLine(err.Error()))
+		return
+	}
+	b.add(row{what: "BuildKit: unchanged rebuild", median: secs(same.median()), spread: same.spread(), note: "target ≤ 3 s; includes writing " + mib(apparentBytes(outDir)) + " of output"})
+	var last series
+	for i := range b.reps {
+		s, err := repeat(1, env, write(fmt.Sprintf("RUN echo %d >/etc/bench-cold", stamp), fmt.Sprintf("RUN echo %d-%d >/etc/bench-last\n", stamp, i)), build)
+		if err != nil {
+			b.skip("BuildKit: rebuild after changing the last line", firstLine(err.Error()))
+			return
+		}
+		last = append(last, s...)
+	}
+	b.add(row{what: "BuildKit: rebuild after changing the last line", median: secs(last.median()), spread: last.spread(), note: "re-runs that line, bootstrap, assembly and export"})
+	b.add(row{what: "bytes written by --output type=local (default raw)", median: mib(apparentBytes(outDir))})
+}
+
+// boot compares QEMU's time to the guest's marker for the assembled disk
+// with a direct -kernel/-initrd boot of the same kernel and root: the
+// difference is what firmware and GRUB cost.
+func (b *bench) boot(tree string) {
+	out := filepath.Join(b.work, "boot")
+	if _, err := runTimed(nil, b.c2vm+" assemble -q -o "+out+" "+tree+".tar >/dev/null"); err != nil {
+		b.skip("boot", firstLine(err.Error()))
+		return
+	}
+	disk := filepath.Join(out, "linux.img")
+	common := []string{"-machine", "q35", "-accel", "tcg", "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
+		"-serial", "mon:stdio", "-snapshot", "-drive", "file=" + disk + ",format=raw,if=virtio"}
+	direct := append(append([]string{}, common...), "-kernel", filepath.Join(tree, "vmlinuz"), "-initrd", filepath.Join(tree, "initrd.img"),
+		"-append", "root=/dev/vda3 rw console=tty0 console=ttyS0,115200")
+	reps := min(b.reps, 2)
+	var ours, kern series
+	for range reps {
+		for _, c := range []struct {
+			args []string
+			s    *series
+		}{{common, &ours}, {direct, &kern}} {
+			d, err := timeToMarker(c.args)
+			if err != nil {
+				b.skip("boot", err.Error())
+				return
+			}
+			*c.s = append(*c.s, sample{wall: d})
+		}
+	}
+	b.add(row{what: "boot to marker, c2vm disk (BIOS, GRUB; TCG)", median: secs(ours.median()), spread: ours.spread()})
+	b.add(row{what: "boot to marker, direct -kernel/-initrd (TCG)", median: secs(kern.median()), spread: kern.spread()})
+	b.add(row{what: "boot overhead of firmware + boot loader", median: secs(ours.median() - kern.median()), note: "target ≤ 2 s"})
+}
+
+// timeToMarker starts QEMU and returns when the marker line appears.
+func timeToMarker(args []string) (time.Duration, error) {
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	found := make(chan time.Duration, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "C2VM-MARKER") {
+				found <- time.Since(start)
+				return
+			}
+		}
+	}()
+	select {
+	case d := <-found:
+		return d, nil
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("no marker within 5 minutes")
+	}
+}
