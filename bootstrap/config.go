@@ -74,20 +74,21 @@ func Configure(st llb.State, o Options) llb.State {
 			Rm(e[1], rm).
 			Symlink(e[0], e[1])
 	}
-	st = st.File(fa, llb.WithCustomName("configure guest"))
+	st = st.File(fa, o.constraints("configure guest")...)
 
 	// Root stays locked unless a secret gives its password hash; a build
 	// arg would land in the image's provenance. SSH host keys are removed
 	// here too (a FileOp wildcard fails where /etc/ssh does not exist): every
 	// machine makes its own at first boot.
 	const noKeys = "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && "
-	script := noKeys + "usermod -p '!' root"
-	opts := []llb.RunOption{llb.WithCustomName("set root password")}
+	script, name := noKeys+"usermod -p '!' root", "lock root account"
+	var opts []llb.RunOption
 	if o.RootPasswordSecret != "" {
-		script = noKeys + `h=$(cat /run/secrets/c2vm-root) && test -n "$h" && usermod -p "$h" root`
+		script, name = noKeys+`h=$(cat /run/secrets/c2vm-root) && test -n "$h" && usermod -p "$h" root`, "set root password"
 		opts = append(opts, llb.AddSecret("/run/secrets/c2vm-root", llb.SecretID(o.RootPasswordSecret)))
-	} else {
-		opts[0] = llb.WithCustomName("lock root account")
+	}
+	for _, c := range o.constraints(name) {
+		opts = append(opts, c)
 	}
 	opts = append(opts, llb.Args([]string{"/bin/sh", "-c", script}), llb.Network(llb.NetModeNone))
 	return st.Run(opts...).Root()

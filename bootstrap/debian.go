@@ -63,10 +63,13 @@ func (d debian) Install(st llb.State, o Options) llb.State {
 	cache := func(p string) llb.RunOption {
 		return llb.AddMount(p, llb.Scratch(), llb.AsPersistentCacheDir("c2vm-"+o.CacheNS+d.Name()+d.os.VersionID+p, llb.CacheMountLocked))
 	}
-	return st.Run(
+	run := []llb.RunOption{
 		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch)}),
 		cache("/var/cache/apt"),
 		cache("/var/lib/apt/lists"),
-		llb.WithCustomNamef("install kernel (%s)", d.Name()),
-	).Root()
+	}
+	for _, c := range o.constraints("install kernel (" + d.Name() + ")") {
+		run = append(run, c)
+	}
+	return st.Run(run...).Root()
 }

@@ -16,6 +16,17 @@ type Options struct {
 	CacheNS string
 	// Arch is the target's GOARCH.
 	Arch string
+	// NoCache re-runs every step (docker buildx build --no-cache).
+	NoCache bool
+}
+
+// constraints are the options every bootstrap step gets.
+func (o Options) constraints(name string) []llb.ConstraintsOpt {
+	c := []llb.ConstraintsOpt{llb.WithCustomName(name)}
+	if o.NoCache {
+		c = append(c, llb.IgnoreCache)
+	}
+	return c
 }
 
 // Recipe makes one distribution family bootable.

@@ -82,6 +82,9 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 	if err != nil {
 		return nil, err
 	}
+	// --no-cache without a stage list re-runs c2vm's steps too.
+	set.disk.NoCache = bc.IsNoCache("")
+	set.bootstrap.NoCache = set.disk.NoCache
 	tools, err := f.tools(c)
 	if err != nil {
 		return nil, err

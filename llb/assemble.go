@@ -16,6 +16,8 @@ type DiskOptions struct {
 	Cmdline  string
 	// Epoch, when set, is SOURCE_DATE_EPOCH: reproducible disks.
 	Epoch string
+	// NoCache re-runs assembly and conversions (--no-cache).
+	NoCache bool
 }
 
 const (
@@ -49,12 +51,15 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 	if o.Epoch != "" {
 		run = append(run, bk.AddEnv("SOURCE_DATE_EPOCH", o.Epoch))
 	}
+	if o.NoCache {
+		run = append(run, bk.IgnoreCache)
+	}
 	raw := tools.Run(run...).AddMount(outDir, bk.Scratch())
 
 	outs := []bk.State{raw}
 	for _, f := range o.Formats {
 		if f.Name != "raw" {
-			outs = append(outs, convert(raw, tools, f))
+			outs = append(outs, convert(raw, tools, f, o.NoCache))
 		}
 	}
 	if len(outs) == 1 {
@@ -63,11 +68,15 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 	return bk.Merge(outs, bk.WithCustomName("collect disks"))
 }
 
-func convert(raw, tools bk.State, f exporter.Format) bk.State {
-	return tools.Run(
+func convert(raw, tools bk.State, f exporter.Format, noCache bool) bk.State {
+	run := []bk.RunOption{
 		bk.Args(append([]string{"qemu-img"}, f.ConvertArgs(inDir+"/linux.img", outDir+"/"+f.FileName())...)),
 		bk.AddMount(inDir, raw, bk.Readonly),
 		bk.Network(bk.NetModeNone),
 		bk.WithCustomNamef("convert to %s", f.Name),
-	).AddMount(outDir, bk.Scratch())
+	}
+	if noCache {
+		run = append(run, bk.IgnoreCache)
+	}
+	return tools.Run(run...).AddMount(outDir, bk.Scratch())
 }

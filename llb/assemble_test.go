@@ -1,6 +1,7 @@
 package llb
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -91,5 +92,29 @@ func TestDeterministic(t *testing.T) {
 	}
 	if a, b := llbtest.Digest(t, diskState(t, "qcow2")), llbtest.Digest(t, diskState(t, "vdi")); a == b {
 		t.Error("different formats, same LLB")
+	}
+}
+
+func TestNoCache(t *testing.T) {
+	fs, _ := exporter.ParseFormats("qcow2")
+	ignored := func(noCache bool) int {
+		st := Disk(bk.Image("docker.io/library/x"), bk.Image("c2vm"), DiskOptions{Formats: fs[1:], NoCache: noCache})
+		def, err := st.Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, md := range def.Metadata {
+			if md.IgnoreCache {
+				n++
+			}
+		}
+		return n
+	}
+	if got := ignored(true); got != 2 {
+		t.Errorf("--no-cache: %d steps ignore the cache, want assembly and conversion", got)
+	}
+	if got := ignored(false); got != 0 {
+		t.Errorf("%d steps ignore the cache by default", got)
 	}
 }
