@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Options are assemble's flags.
@@ -18,6 +19,8 @@ type Options struct {
 	Firmware Firmware
 	Cmdline  string
 	Log      io.Writer // progress lines; nil for none
+
+	start time.Time
 }
 
 // Result says what was written.
@@ -29,9 +32,10 @@ type Result struct {
 	Boot     BootFiles
 }
 
+// logf prints a progress line with the time since assembly started.
 func (o *Options) logf(format string, args ...any) {
 	if o.Log != nil {
-		fmt.Fprintf(o.Log, format+"\n", args...)
+		fmt.Fprintf(o.Log, "%5.1fs "+format+"\n", append([]any{time.Since(o.start).Seconds()}, args...)...)
 	}
 }
 
@@ -39,6 +43,7 @@ func (o *Options) logf(format string, args ...any) {
 // written under a temporary name and renamed at the end, linux.img last: a
 // failed or killed run leaves no linux.img.
 func Assemble(ctx context.Context, src Source, opts Options) (*Result, error) {
+	opts.start = time.Now()
 	if len(opts.Formats) == 0 {
 		opts.Formats = []Format{formats[0]}
 	}
@@ -173,6 +178,7 @@ func (b *build) run(ctx context.Context, src Source) error {
 		return err
 	}
 	b.temps = append(b.temps, raw)
+	b.opts.logf("raw disk written")
 	for _, fm := range b.opts.Formats[1:] {
 		b.opts.logf("converting to %s", fm.Name)
 		tmp := filepath.Join(b.work, fm.FileName())

@@ -155,17 +155,18 @@ func newTarFileSource(p string) *layeredSource {
 		if err != nil {
 			return nil, err
 		}
-		br := bufio.NewReaderSize(f, 1<<20)
-		magic, _ := br.Peek(2)
-		if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-			zr, err := gzip.NewReader(br)
+		magic := make([]byte, 2)
+		if n, _ := f.ReadAt(magic, 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+			zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
 			if err != nil {
 				f.Close()
 				return nil, err
 			}
 			return readCloser{zr, f}, nil
 		}
-		return readCloser{br, f}, nil
+		// The file itself: tar.Reader seeks over contents it does not read,
+		// so the header pass costs no data reads.
+		return f, nil
 	}
 	return &layeredSource{desc: "tar file " + p, layers: []layerOpener{open}}
 }
