@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options are assemble's flags.
@@ -208,7 +212,13 @@ func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, 
 	meta := b.inv.MetaDigest()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
+	// An OS pipe with a large buffer straight into mke2fs's stdin, written
+	// in 1 MiB chunks: far fewer syscalls and wake-ups than an io.Pipe.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	root := b.layout.Root
 	// A provisional UUID: the real one derives from the stream's digest and
 	// is set with tune2fs afterwards, cheap thanks to metadata_csum_seed.
@@ -225,7 +235,8 @@ func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, 
 	}
 	streamed := make(chan result, 1)
 	go func() {
-		ts := newTarStream(pw)
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		ts := newTarStream(bw)
 		err := src.Stream(ctx, ts)
 		if err == nil {
 			err = writeExtras(ts, firstBootFiles(b.inv))
@@ -234,13 +245,16 @@ func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, 
 		if err == nil {
 			d, err = ts.close()
 		}
-		pw.CloseWithError(err)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.Close() // EOF for mke2fs, also after an error
 		streamed <- result{d, ts.xattrs, err}
 	}()
 	mkfsErr := runMke2fs(ctx, pr, args)
-	pr.CloseWithError(errors.New("mke2fs exited"))
 	res := <-streamed
-	if res.err != nil && !strings.Contains(res.err.Error(), "mke2fs exited") {
+	// A broken pipe means mke2fs stopped reading: its own error says why.
+	if res.err != nil && !errors.Is(res.err, syscall.EPIPE) {
 		return nil, nil, res.err
 	}
 	if mkfsErr != nil {

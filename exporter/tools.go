@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +110,10 @@ func checkMke2fs(ctx context.Context) error {
 	return fmt.Errorf("%s is version %s.%s.%s; c2vm needs e2fsprogs 1.47.1 or newer to build ext4 from a tar stream without root\n  fix: install e2fsprogs from bookworm-backports or Debian 13 (apt-get install -t bookworm-backports e2fsprogs libarchive13), or run c2vm from its image", p, m[1], m[2], m[3])
 }
 
-// runMke2fs runs mke2fs reading the tar stream on stdin.
-func runMke2fs(ctx context.Context, stdin io.Reader, args []string) error {
+// runMke2fs runs mke2fs reading the tar stream from the pipe stdin, whose
+// read end this process gives up once mke2fs has it: then the writer gets
+// EPIPE instead of blocking if mke2fs stops early.
+func runMke2fs(ctx context.Context, stdin *os.File, args []string) error {
 	p, err := lookTool("mke2fs")
 	if err != nil {
 		return err
@@ -124,7 +125,12 @@ func runMke2fs(ctx context.Context, stdin io.Reader, args []string) error {
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	err = cmd.Start()
+	stdin.Close()
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
