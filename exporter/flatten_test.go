@@ -257,3 +257,25 @@ func TestCorruptLayerRefused(t *testing.T) {
 		t.Fatalf("corrupt layer accepted: %v", err)
 	}
 }
+
+func TestDockerArchiveSource(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "saved.tar")
+	l0 := kernelLayer().Dir("etc", 0o755).File("etc/a", "a0", 0o644).File("etc/b", "b", 0o644)
+	l1 := ocitest.NewTar().File("etc/a", "a1", 0o644).File("etc/.wh.b", "", 0o644)
+	if err := ocitest.WriteDockerArchive(p, "example.test/app:v1", l0.Bytes(), l1.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{"docker-archive:" + p, "docker-archive:" + p + ":example.test/app:v1"} {
+		src, err := OpenSource(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := assembleT(t, src, Options{Firmware: BIOS})
+		if got := d.cat(t, "/etc/a"); got != "a1" || d.exists(t, "/etc/b") {
+			t.Errorf("%s: /etc/a = %q, /etc/b exists %v", spec, got, d.exists(t, "/etc/b"))
+		}
+	}
+	if _, err := OpenSource("docker-archive:" + p + ":example.test/other:v2"); err == nil || !strings.Contains(err.Error(), "cannot read docker-archive") {
+		t.Errorf("missing tag: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -112,4 +113,27 @@ func writeImage(dir, tag string, ls []v1.Layer) error {
 		return err
 	}
 	return p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag}))
+}
+
+// WriteDockerArchive writes a docker save style archive at path holding one
+// image tagged ref, whose layers are the given tars.
+func WriteDockerArchive(path, ref string, layers ...[]byte) error {
+	var ls []v1.Layer
+	for _, l := range layers {
+		b := l
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+		if err != nil {
+			return err
+		}
+		ls = append(ls, layer)
+	}
+	img, err := mutate.AppendLayers(empty.Image, ls...)
+	if err != nil {
+		return err
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	return tarball.WriteToFile(path, tag, img)
 }
