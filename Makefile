@@ -45,6 +45,7 @@ world-test: deps build
 # Speed and size against baselines measured in the same run (not part of
 # make test): writes docs/benchmarks.md.
 bench: fixture
+	./hack/deps bench
 	$(GO) run ./bench -out docs/benchmarks.md
 
 # Checks that the benchmark program still runs, on a tiny tree.

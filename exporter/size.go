@@ -37,7 +37,7 @@ func Estimate(inv *Inventory) RootEstimate {
 		Inodes:  inodes,
 		Content: content,
 		Min:     minFS,
-		Auto:    roundUp(minFS+content/16+32*mib, mib),
+		Auto:    roundUp(minFS+content/32+24*mib, mib),
 	}
 }
 

@@ -320,3 +320,25 @@ func TestTargetAndNamedContext(t *testing.T) {
 		t.Errorf("stage file says %q, want vm (--target ignored?)", got)
 	}
 }
+
+// TestMoreDistros boots the other releases the test world has: Debian 13
+// (systemd-resolved and systemd-repart are separate packages there) and
+// Ubuntu 22.04.
+func TestMoreDistros(t *testing.T) {
+	for _, c := range []struct{ from, kernel string }{{"debian:trixie", "amd64"}, {"ubuntu:22.04", "generic"}} {
+		t.Run(c.from, func(t *testing.T) {
+			dir := exampleContext(t, "debian", "")
+			df, _ := os.ReadFile(filepath.Join(dir, "Dockerfile"))
+			must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(strings.Replace(string(df), "FROM debian:bookworm", "FROM "+c.from, 1)), 0o644))
+			out := t.TempDir()
+			if _, err := buildInProcess(t, dir, out, nil); err != nil {
+				t.Fatal(err)
+			}
+			facts := boot(t, filepath.Join(out, "linux.img"), "uefi")
+			checkGuest(t, facts, "c2vm")
+			if !strings.HasSuffix(facts["kernel"], c.kernel) {
+				t.Errorf("kernel %q, want a %s kernel", facts["kernel"], c.kernel)
+			}
+		})
+	}
+}
