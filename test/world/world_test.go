@@ -321,11 +321,12 @@ func TestTargetAndNamedContext(t *testing.T) {
 	}
 }
 
-// TestMoreDistros boots the other releases the test world has: Debian 13
-// (systemd-resolved and systemd-repart are separate packages there) and
-// Ubuntu 22.04.
+// TestMoreDistros boots the other supported releases: Debian 11 and 13
+// (systemd-resolved and systemd-repart are separate packages there), Ubuntu
+// 20.04 and 22.04.
 func TestMoreDistros(t *testing.T) {
-	for _, c := range []struct{ from, kernel string }{{"debian:trixie", "amd64"}, {"ubuntu:22.04", "generic"}} {
+	for _, c := range []struct{ from, kernel string }{{"debian:bullseye", "amd64"}, {"debian:trixie", "amd64"},
+		{"ubuntu:20.04", "generic"}, {"ubuntu:22.04", "generic"}} {
 		t.Run(c.from, func(t *testing.T) {
 			dir := exampleContext(t, "debian", "")
 			df, _ := os.ReadFile(filepath.Join(dir, "Dockerfile"))
