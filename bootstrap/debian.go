@@ -54,8 +54,13 @@ func (d debian) installScript(arch string) string {
 		"apt-get update",
 		"extra=''",
 		"for p in systemd-resolved systemd-repart; do if apt-cache show $p >/dev/null 2>&1; then extra=\"$extra $p\"; fi; done",
-		fmt.Sprintf("apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra", d.kernelPackage(arch)),
+		// INITRD=No keeps the kernel's own hook from building an initramfs
+		// that the initramfs-tools trigger then builds again: one is made
+		// below, once.
+		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra", d.kernelPackage(arch)),
+		"for k in /lib/modules/*; do v=${k##*/}; [ -e /boot/initrd.img-$v ] || update-initramfs -c -k \"$v\"; done",
 		"test -e /boot/vmlinuz-* || { echo 'no kernel in /boot after installing it' >&2; exit 1; }",
+		"test -e /boot/initrd.img-* || { echo 'no initramfs in /boot after installing the kernel' >&2; exit 1; }",
 	}, "\n")
 }
 
