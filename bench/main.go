@@ -264,6 +264,10 @@ func (b *bench) write(out, tree string, smoke bool) error {
 	for _, n := range b.notes {
 		sb.WriteString("\n" + n + "\n")
 	}
+	// The analysis of the numbers, kept by hand beside the program.
+	if notes, err := os.ReadFile("bench/NOTES.md"); err == nil && !smoke {
+		sb.WriteString("\n" + string(notes))
+	}
 	fmt.Print(sb.String())
 	return os.WriteFile(out, []byte(sb.String()), 0o644)
 }
