@@ -41,25 +41,18 @@ func Estimate(inv *Inventory) RootEstimate {
 	}
 }
 
-// journalBlocks is e2fsprogs' default journal size for a filesystem.
+// journalSizes is e2fsprogs' default journal size (blocks) by filesystem
+// size (blocks): the first row whose limit the filesystem is under.
+var journalSizes = [][2]int64{
+	{2048, 0}, {32768, 1024}, {256 << 10, 4096}, {512 << 10, 8192}, {4096 << 10, 16384},
+	{8192 << 10, 32768}, {16384 << 10, 65536}, {32768 << 10, 131072},
+}
+
 func journalBlocks(blocks int64) int64 {
-	switch {
-	case blocks < 2048:
-		return 0
-	case blocks < 32768:
-		return 1024
-	case blocks < 256*1024:
-		return 4096
-	case blocks < 512*1024:
-		return 8192
-	case blocks < 4096*1024:
-		return 16384
-	case blocks < 8192*1024:
-		return 32768
-	case blocks < 16384*1024:
-		return 65536
-	case blocks < 32768*1024:
-		return 131072
+	for _, r := range journalSizes {
+		if blocks < r[0] {
+			return r[1]
+		}
 	}
 	return 262144
 }

@@ -76,16 +76,25 @@ func (t *Tar) Bytes() []byte {
 // WriteLayout writes an OCI image layout at dir holding one image, tagged
 // tag, whose layers are the given tars (gzip-compressed, bottom first).
 func WriteLayout(dir, tag string, layers ...[]byte) error {
+	ls, err := fromBytes(layers)
+	if err != nil {
+		return err
+	}
+	return writeImage(dir, tag, ls)
+}
+
+// fromBytes makes gzip layers of tars held in memory.
+func fromBytes(layers [][]byte) ([]v1.Layer, error) {
 	var ls []v1.Layer
 	for _, l := range layers {
 		b := l
 		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ls = append(ls, layer)
 	}
-	return writeImage(dir, tag, ls)
+	return ls, nil
 }
 
 // WriteLayoutFiles is WriteLayout with layers read from tar files,
@@ -118,14 +127,9 @@ func writeImage(dir, tag string, ls []v1.Layer) error {
 // WriteDockerArchive writes a docker save style archive at path holding one
 // image tagged ref, whose layers are the given tars.
 func WriteDockerArchive(path, ref string, layers ...[]byte) error {
-	var ls []v1.Layer
-	for _, l := range layers {
-		b := l
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-		if err != nil {
-			return err
-		}
-		ls = append(ls, layer)
+	ls, err := fromBytes(layers)
+	if err != nil {
+		return err
 	}
 	img, err := mutate.AppendLayers(empty.Image, ls...)
 	if err != nil {
