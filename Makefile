@@ -27,8 +27,8 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags boot ./test/boot/
 	$(GO) vet -tags world ./test/world/
-	sh -n hack/deps hack/fixture-tree hack/tools bench/pipeline2021.sh
-	bash -n hack/testenv hack/world-test hack/demo
+	for f in hack/deps hack/fixture-tree hack/tools bench/pipeline2021.sh; do sh -n $$f || exit 1; done
+	for f in hack/testenv hack/world-test hack/demo; do bash -n $$f || exit 1; done
 
 # Fast tests; C2VM_REQUIRE_TOOLS turns "tool missing" skips into failures.
 unit: deps
