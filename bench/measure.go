@@ -73,6 +73,15 @@ func (s series) spread() string {
 	return fmt.Sprintf("%s–%s", secs(w[0]), secs(w[len(w)-1]))
 }
 
+// min is the fastest run: for the floor, the best this machine can do.
+func (s series) min() time.Duration {
+	w := s.walls()
+	if len(w) == 0 {
+		return 0
+	}
+	return w[0]
+}
+
 func (s series) peakRSS() int64 {
 	var m int64
 	for _, x := range s {
