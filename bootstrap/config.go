@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"path"
 
 	"github.com/moby/buildkit/client/llb"
 )
@@ -69,8 +70,7 @@ func Configure(st llb.State, o Options) llb.State {
 		Mkfile("/etc/systemd/network/80-c2vm-dhcp.network", 0o644, []byte(dhcpNetwork)).
 		Mkfile("/etc/systemd/system/c2vm-ssh-keygen.service", 0o644, []byte(sshKeygenUnit))
 	for _, e := range enable {
-		dir := e[1][:len(e[1])-len(baseName(e[1]))]
-		fa = fa.Mkdir(dir, 0o755, llb.WithParents(true)).
+		fa = fa.Mkdir(path.Dir(e[1]), 0o755, llb.WithParents(true)).
 			Rm(e[1], rm).
 			Symlink(e[0], e[1])
 	}
@@ -92,13 +92,4 @@ func Configure(st llb.State, o Options) llb.State {
 	}
 	opts = append(opts, llb.Args([]string{"/bin/sh", "-c", script}), llb.Network(llb.NetModeNone))
 	return st.Run(opts...).Root()
-}
-
-func baseName(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[i+1:]
-		}
-	}
-	return p
 }

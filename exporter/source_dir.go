@@ -47,12 +47,12 @@ func (s *dirSource) Scan(ctx context.Context) (*Inventory, error) {
 			rel = ""
 		}
 		rel = filepath.ToSlash(rel)
-		hdr, err := s.header(p, rel)
+		hdr, st, err := s.header(p, rel)
 		if err != nil {
 			return err
 		}
 		e := dirEntry{name: rel, hdr: hdr}
-		if st, ok := statOf(p); ok && hdr.Typeflag == tar.TypeReg && st.Nlink > 1 {
+		if st != nil && hdr.Typeflag == tar.TypeReg && st.Nlink > 1 {
 			key := [2]uint64{uint64(st.Dev), st.Ino}
 			if first, ok := seen[key]; ok {
 				e.link = first
@@ -73,30 +73,23 @@ func (s *dirSource) Scan(ctx context.Context) (*Inventory, error) {
 	return inv, err
 }
 
-func statOf(p string) (*syscall.Stat_t, bool) {
+// header builds a tar header from lstat and the file's xattrs; it also
+// returns the raw stat, whose inode number finds hardlinks.
+func (s *dirSource) header(p, rel string) (*tar.Header, *syscall.Stat_t, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return nil, false
+		return nil, nil, s.readErr(p, err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return st, ok
-}
-
-// header builds a tar header from lstat and the file's xattrs.
-func (s *dirSource) header(p, rel string) (*tar.Header, error) {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return nil, s.readErr(p, err)
-	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
 	target := ""
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		if target, err = os.Readlink(p); err != nil {
-			return nil, s.readErr(p, err)
+			return nil, nil, s.readErr(p, err)
 		}
 	}
 	hdr, err := tar.FileInfoHeader(fi, target)
 	if err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("%s: %v", p, err), Fix: "remove sockets and other special files from the tree"}
+		return nil, nil, &InputError{Msg: fmt.Sprintf("%s: %v", p, err), Fix: "remove sockets and other special files from the tree"}
 	}
 	hdr.Name, hdr.Uname, hdr.Gname = rel, "", ""
 	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
@@ -105,7 +98,7 @@ func (s *dirSource) header(p, rel string) (*tar.Header, error) {
 	}
 	xattrs, err := readXattrs(p)
 	if err != nil {
-		return nil, s.readErr(p, err)
+		return nil, nil, s.readErr(p, err)
 	}
 	for k, v := range xattrs {
 		if hdr.PAXRecords == nil {
@@ -113,7 +106,7 @@ func (s *dirSource) header(p, rel string) (*tar.Header, error) {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+k] = v
 	}
-	return hdr, nil
+	return hdr, st, nil
 }
 
 // readXattrs returns a file's extended attributes, without following links.

@@ -32,7 +32,6 @@ type node struct {
 	gone     bool
 	target   *node   // for hardlinks: the node holding the data
 	links    []*node // for regular files: hardlinks pointing here
-	emitted  bool
 }
 
 func (n *node) isDir() bool { return n.hdr.Typeflag == tar.TypeDir }
