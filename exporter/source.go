@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // Source is a root filesystem to put on a disk. It is read twice: Scan
@@ -19,17 +21,7 @@ type Source interface {
 
 // InputError is a problem with what the user gave: it names the cause and
 // what to do about it.
-type InputError struct {
-	Msg string
-	Fix string
-}
-
-func (e *InputError) Error() string {
-	if e.Fix == "" {
-		return e.Msg
-	}
-	return e.Msg + "\n  fix: " + e.Fix
-}
+type InputError = usererr.Error
 
 // OpenSource parses a SOURCE argument: a directory, a tar file,
 // oci-layout:DIR[:TAG] or docker-archive:FILE[:REF].

@@ -9,49 +9,24 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/c2vm/c2vm/internal/hosttools"
 )
 
-// The Debian tools assembly execs, with the package that ships each: a
-// missing one is reported by package name.
-var toolPackages = map[string]string{
-	"mke2fs":             "e2fsprogs",
-	"tune2fs":            "e2fsprogs",
-	"debugfs":            "e2fsprogs",
-	"sfdisk":             "fdisk",
-	"mkfs.vfat":          "dosfstools",
-	"mcopy":              "mtools",
-	"mmd":                "mtools",
-	"grub-mkimage":       "grub-common",
-	"qemu-img":           "qemu-utils",
-	"qemu-system-x86_64": "qemu-system-x86",
-}
+// lookTool and run are the shared tool helpers; a missing tool is reported
+// with its Debian package.
+var (
+	lookTool = hosttools.Look
+	run      = hosttools.Run
+)
+
+// MissingToolError names a tool that is not installed and its package.
+type MissingToolError = hosttools.MissingToolError
 
 // GRUB's platform module directories, with their packages.
 var grubPlatforms = map[string]string{
 	"i386-pc":    "grub-pc-bin",
 	"x86_64-efi": "grub-efi-amd64-bin",
-}
-
-// MissingToolError names a tool that is not installed and its package.
-type MissingToolError struct{ Tool, Package string }
-
-func (e *MissingToolError) Error() string {
-	return fmt.Sprintf("%s is not installed\n  fix: install the Debian package %s (apt-get install %s), or run c2vm from its image", e.Tool, e.Package, e.Package)
-}
-
-// lookTool finds a tool on PATH or in the sbin directories an unprivileged
-// user's PATH often lacks.
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &MissingToolError{Tool: name, Package: toolPackages[name]}
 }
 
 // grubDir returns the module directory of a GRUB platform.
@@ -64,27 +39,6 @@ func grubDir(platform string) (string, error) {
 		return "", &MissingToolError{Tool: "GRUB for " + platform, Package: grubPlatforms[platform]}
 	}
 	return d, nil
-}
-
-// run executes a tool and folds its output into the error when it fails.
-func run(ctx context.Context, stdin []byte, env []string, name string, args ...string) error {
-	p, err := lookTool(name)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, p, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 var mke2fsVersion = regexp.MustCompile(`mke2fs (\d+)\.(\d+)(?:\.(\d+))?`)

@@ -1,0 +1,66 @@
+// Package diskmeta is the small file c2vm writes next to linux.img
+// (c2vm.json) so that `c2vm run` knows what the disk needs without reading
+// its filesystem: the mode, the firmware it boots with, the ports the image
+// exposes.
+package diskmeta
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// FileName is the metadata file beside the disk files.
+const FileName = "c2vm.json"
+
+// maxSize bounds what Read accepts: the file sits in an output directory
+// that anyone may have edited.
+const maxSize = 1 << 20
+
+// Meta describes a disk.
+type Meta struct {
+	// Mode is "system" (the image's own init) or "app" (c2vm's kernel and
+	// init run the image's program; the console ends with its exit code).
+	Mode string `json:"mode"`
+	// Firmware is "hybrid", "bios" or "uefi".
+	Firmware string `json:"firmware"`
+	// ExposedPorts are the image's EXPOSE entries, such as "8000/tcp".
+	ExposedPorts []string `json:"exposedPorts,omitempty"`
+}
+
+// Write stores m as dir/c2vm.json.
+func Write(dir string, m Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, FileName), append(b, '\n'), 0o644)
+}
+
+// ForDisk reads the metadata beside a disk file; it returns nil and no
+// error when there is none.
+func ForDisk(disk string) (*Meta, error) {
+	p := filepath.Join(filepath.Dir(disk), FileName)
+	f, err := os.Open(p)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, maxSize)
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %v", p, err)
+	}
+	return &m, nil
+}
