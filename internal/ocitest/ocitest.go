@@ -4,8 +4,11 @@ package ocitest
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -140,4 +143,60 @@ func WriteDockerArchive(path, ref string, layers ...[]byte) error {
 		return err
 	}
 	return tarball.WriteToFile(path, tag, img)
+}
+
+// Raw adds a hand-made ustar header that archive/tar's writer would refuse
+// (hostile names, odd types); the body follows, padded to a block.
+func (t *Tar) Raw(name string, typeflag byte, linkname, body string) *Tar {
+	return t.RawPAX(name, typeflag, linkname, int64(len(body)), nil, body)
+}
+
+// RawPAX adds a hand-made PAX extended header with the given records
+// (written as is, GNU.sparse.* included), then a ustar header declaring
+// size, then body (which may differ from size, to test readers).
+func (t *Tar) RawPAX(name string, typeflag byte, linkname string, size int64, records map[string]string, body string) *Tar {
+	t.tw.Flush()
+	if len(records) > 0 {
+		keys := make([]string, 0, len(records))
+		for k := range records {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var pax strings.Builder
+		for _, k := range keys {
+			rec := " " + k + "=" + records[k] + "\n"
+			n := len(rec) + 1
+			for len(fmt.Sprint(n))+len(rec) != n {
+				n++
+			}
+			fmt.Fprintf(&pax, "%d%s", n, rec)
+		}
+		t.rawBlock("PaxHeaders/"+name, 'x', "", int64(pax.Len()), pax.String())
+	}
+	t.rawBlock(name, typeflag, linkname, size, body)
+	return t
+}
+
+func (t *Tar) rawBlock(name string, typeflag byte, linkname string, size int64, body string) {
+	var h [512]byte
+	copy(h[0:100], name)
+	copy(h[100:108], "0000644\x00")
+	copy(h[108:116], "0000000\x00")
+	copy(h[116:124], "0000000\x00")
+	copy(h[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(h[136:148], fmt.Sprintf("%011o\x00", epoch.Unix()))
+	h[156] = typeflag
+	copy(h[157:257], linkname)
+	copy(h[257:265], "ustar\x0000")
+	copy(h[148:156], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	// Straight into the archive: the tar writer keeps no state between
+	// entries once flushed.
+	t.buf.Write(h[:])
+	t.buf.WriteString(body)
+	t.buf.Write(make([]byte, (512-len(body)%512)%512))
 }

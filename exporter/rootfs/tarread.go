@@ -1,0 +1,167 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// tarReader reads a tar stream with archive/tar, adding what it lacks for a
+// root filesystem: the data map of sparse files. archive/tar parses GNU
+// sparse maps but keeps them to itself (golang/go#22735) and reads holes
+// back as zeros, so a file declaring a 1 TiB hole would be read — and
+// written — as 1 TiB of zeros. Here a tap under archive/tar keeps the last
+// raw blocks read; after a sparse header the map is parsed again from them
+// (sparse.go), the file's data segments are read straight from the stream,
+// and archive/tar takes over again at the next header.
+type tarReader struct {
+	tap *tap
+	tr  *tar.Reader
+	// While a sparse entry is current, its data bypasses archive/tar:
+	// left is what remains of it in the stream, pad what follows to the
+	// next 512-byte block.
+	bypass    bool
+	left, pad int64
+}
+
+func newTarReader(r io.Reader) *tarReader {
+	t := newTap(r)
+	return &tarReader{tap: t, tr: tar.NewReader(t)}
+}
+
+// Next advances to the next entry. For a sparse file it also returns where
+// the data lies; Read then yields only those bytes.
+func (r *tarReader) Next() (*tar.Header, []Segment, error) {
+	if r.bypass {
+		if err := r.tap.skip(r.left + r.pad); err != nil {
+			return nil, nil, noEOF(err)
+		}
+		r.bypass, r.left = false, 0
+		// archive/tar keeps no state between entries that matters here: a
+		// new reader at a header boundary continues the archive.
+		r.tr = tar.NewReader(r.tap)
+	}
+	h, err := r.tr.Next()
+	if err != nil {
+		return nil, nil, err
+	}
+	segs, phys, ok, err := r.sparseMap(h)
+	if err != nil || !ok {
+		return h, nil, err
+	}
+	r.bypass, r.left, r.pad = true, phys, roundUp(phys, 512)-phys
+	return h, segs, nil
+}
+
+// Read reads the current entry's content; for a sparse file only its data
+// segments, back to back.
+func (r *tarReader) Read(p []byte) (int, error) {
+	if !r.bypass {
+		return r.tr.Read(p)
+	}
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.tap.Read(p)
+	r.left -= int64(n)
+	if errors.Is(err, io.EOF) && r.left > 0 {
+		err = io.ErrUnexpectedEOF
+	} else if err == nil && r.left == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// tap passes reads through, counting the offset, and keeps a window of the
+// bytes read in small reads (headers and sparse maps come in 512-byte
+// reads; file data in large ones, which are not copied).
+type tap struct {
+	r        io.Reader
+	off      int64  // bytes consumed so far
+	win      []byte // raw bytes ending at off
+	seekable bool
+}
+
+const (
+	tapSmallRead = 4096
+	// tapWindow holds the longest sparse map archive/tar accepts (1 MiB)
+	// with the header before it.
+	tapWindow = 1<<20 + 4*512
+)
+
+func newTap(r io.Reader) *tap {
+	t := &tap{r: r}
+	if s, ok := r.(io.Seeker); ok {
+		if _, err := s.Seek(0, io.SeekCurrent); err == nil {
+			t.seekable = true
+		}
+	}
+	return t
+}
+
+func (t *tap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.off += int64(n)
+	if n > tapSmallRead {
+		t.win = t.win[:0]
+	} else if n > 0 {
+		if len(t.win)+n > 2*tapWindow {
+			t.win = append(t.win[:0], t.win[len(t.win)-tapWindow:]...)
+		}
+		t.win = append(t.win, p[:n]...)
+	}
+	return n, err
+}
+
+// Seek lets archive/tar skip file contents without reading them when the
+// stream is a plain file.
+func (t *tap) Seek(off int64, whence int) (int64, error) {
+	if !t.seekable {
+		return 0, errors.New("not seekable")
+	}
+	if whence == io.SeekCurrent && off == 0 {
+		return t.off, nil
+	}
+	if whence != io.SeekCurrent || off < 0 {
+		return 0, fmt.Errorf("tap: unsupported seek")
+	}
+	n, err := t.r.(io.Seeker).Seek(off, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	t.off, t.win = n, t.win[:0]
+	return n, nil
+}
+
+// skip moves n bytes forward.
+func (t *tap) skip(n int64) error {
+	if t.seekable && n > 0 {
+		_, err := t.Seek(n, io.SeekCurrent)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, t, n)
+	return err
+}
+
+// block returns the k-th 512-byte block before the current offset (k = 1
+// is the last one read), if the window still holds it.
+func (t *tap) block(k int) []byte {
+	end := len(t.win) - (k-1)*512
+	if k < 1 || end < 512 {
+		return nil
+	}
+	return t.win[end-512 : end]
+}
