@@ -1,0 +1,47 @@
+// Package ext4 writes an ext4 filesystem straight into a disk image, in one
+// sequential pass and without privilege.
+//
+// # Why our own writer
+//
+// mke2fs -d, the obvious tool, writes one 4 KiB block per system call
+// (about 2–3× the cost of writing the same bytes as a tar file), drops
+// sub-second timestamps and every extended attribute except
+// security.capability, and reads tar input only from e2fsprogs 1.47.1 on,
+// through libarchive. The xattrs it drops had to be set afterwards with a
+// debugfs script, whose text format is an injection hole. go-diskfs's ext4
+// writer lacks hardlinks, device nodes and xattrs. This package writes every
+// file's data once, in large contiguous extents, and all metadata at Close.
+//
+// # How it writes
+//
+// Entries arrive in order (parents before children, hardlink targets before
+// links). File data is laid out at increasing block addresses as it arrives,
+// right after group 0's metadata and the journal, gathered in 1 MiB buffers
+// that a second goroutine writes while the next data is read. Metadata that
+// is known only at the end (directories, extent tree blocks, xattr blocks,
+// inode tables, bitmaps, group descriptors, superblock and backups, the
+// journal superblock) is written by Close. Nothing is ever read back.
+//
+// The target region must be freshly truncated: it reads as zeros and is
+// sparse. The writer relies on that and never writes blocks that are all
+// zeros (unused inode table blocks, the journal's body, empty bitmaps, zero
+// runs of 64 KiB or more in file data), so the image stays sparse.
+//
+// # The filesystem
+//
+// 4 KiB blocks, 256-byte inodes (extra_isize 32), 32768 blocks per group,
+// flex_bg of 16 groups, 64-bit group descriptors. Features: has_journal,
+// ext_attr, dir_index, filetype, extents, 64bit, flex_bg, metadata_csum_seed,
+// sparse_super, large_file, huge_file, dir_nlink, extra_isize,
+// metadata_csum — what mke2fs -t ext4 makes, minus orphan_file and
+// resize_inode. Without reserved GDT blocks the kernel's online resize (what
+// systemd-growfs calls) converts the filesystem to meta_bg at its first
+// growth, which needs no room reserved up front (GRUB's ext2 driver reads
+// meta_bg descriptors, in 2.04 and later at least). No blocks are reserved
+// for root (like mke2fs -m 0).
+//
+// Identical entries and Params give identical bytes: there is no randomness
+// and no clock; inode numbers follow the order of Create calls; entries of
+// a directory that fits one block are stored sorted by name, larger
+// directories are hash trees whose leaves are sorted by (hash, name).
+package ext4

@@ -1,0 +1,260 @@
+package ext4
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+const (
+	xattrMagic      = 0xEA020000
+	xattrInodeStart = 128 + extraIsize // after the fixed extra fields
+	// xattrInodeSpace is what the inode offers after its 4-byte magic:
+	// entries, a 4-byte end marker, and values.
+	xattrInodeSpace = inodeSize - xattrInodeStart - 4
+	xattrBlockHdr   = 32
+	xattrMaxRefs    = 1024 // EXT4_XATTR_REFCOUNT_MAX: a shared block's limit
+)
+
+// xentry is one xattr as ext4 stores it: a name index standing for the
+// prefix, the rest of the name, and the on-disk value.
+type xentry struct {
+	index uint8
+	name  string
+	value []byte
+}
+
+func (e *xentry) entrySize() int { return (16 + len(e.name) + 3) &^ 3 }
+func (e *xentry) valueSize() int { return (len(e.value) + 3) &^ 3 }
+
+// Name prefixes and their indexes; the ACL names are whole names.
+var xattrPrefixes = []struct {
+	prefix string
+	index  uint8
+	whole  bool
+}{
+	{"system.posix_acl_access", 2, true},
+	{"system.posix_acl_default", 3, true},
+	{"user.", 1, false},
+	{"trusted.", 4, false},
+	{"security.", 6, false},
+	{"system.", 7, false},
+}
+
+// convertXattr maps a VFS xattr to its ext4 form.
+func convertXattr(x Xattr, isDir bool) (xentry, error) {
+	for _, p := range xattrPrefixes {
+		if p.whole {
+			if x.Name != p.prefix {
+				continue
+			}
+			if p.index == 3 && !isDir {
+				return xentry{}, fmt.Errorf("a default ACL on a non-directory")
+			}
+			v, err := aclToDisk(x.Value)
+			return xentry{index: p.index, value: v}, err
+		}
+		suffix, ok := strings.CutPrefix(x.Name, p.prefix)
+		if !ok {
+			continue
+		}
+		switch {
+		case suffix == "":
+			return xentry{}, fmt.Errorf("empty name after %q", p.prefix)
+		case len(suffix) > 255:
+			return xentry{}, fmt.Errorf("name longer than 255 bytes after %q", p.prefix)
+		case strings.IndexByte(suffix, 0) >= 0:
+			return xentry{}, fmt.Errorf("NUL in name")
+		case p.index == 7 && suffix == "data":
+			return xentry{}, fmt.Errorf("system.data is ext4's inline-data marker")
+		}
+		return xentry{index: p.index, name: suffix, value: x.Value}, nil
+	}
+	return xentry{}, fmt.Errorf("unknown namespace (want user., trusted., security., system.)")
+}
+
+// xattrSet is an inode's xattrs split between the inode and one block.
+type xattrSet struct {
+	inInode, inBlock []xentry
+}
+
+// splitXattrs converts, sorts and places xattrs: into the inode while they
+// fit, the rest into one block. Errors name the attribute.
+func splitXattrs(xs []Xattr, isDir bool) (xattrSet, error) {
+	var s xattrSet
+	if len(xs) == 0 {
+		return s, nil
+	}
+	all := make([]xentry, 0, len(xs))
+	seen := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		if seen[x.Name] {
+			return s, fmt.Errorf("xattr %q given twice", x.Name)
+		}
+		seen[x.Name] = true
+		e, err := convertXattr(x, isDir)
+		if err != nil {
+			return s, fmt.Errorf("xattr %q: %v", x.Name, err)
+		}
+		all = append(all, e)
+	}
+	// The kernel looks names up in a block by (index, length, name) order.
+	sort.Slice(all, func(i, j int) bool {
+		a, b := &all[i], &all[j]
+		if a.index != b.index {
+			return a.index < b.index
+		}
+		if len(a.name) != len(b.name) {
+			return len(a.name) < len(b.name)
+		}
+		return a.name < b.name
+	})
+	used := 4 // end marker
+	blockUsed := xattrBlockHdr + 4
+	for i := range all {
+		e := &all[i]
+		n := e.entrySize() + e.valueSize()
+		if used+n <= xattrInodeSpace {
+			s.inInode = append(s.inInode, *e)
+			used += n
+			continue
+		}
+		if blockUsed+n > blockSize {
+			return s, fmt.Errorf("xattr %q (%d bytes): no room left in the inode and one xattr block", xattrName(e), len(e.value))
+		}
+		s.inBlock = append(s.inBlock, *e)
+		blockUsed += n
+	}
+	return s, nil
+}
+
+// xattrName rebuilds the VFS name, for messages.
+func xattrName(e *xentry) string {
+	for _, p := range xattrPrefixes {
+		if p.index == e.index {
+			if p.whole {
+				return p.prefix
+			}
+			return p.prefix + e.name
+		}
+	}
+	return e.name
+}
+
+// xattrHash is ext4_xattr_hash_entry over the name and the zero-padded
+// value, read as little-endian words.
+func xattrHash(e *xentry) uint32 {
+	var h uint32
+	for i := 0; i < len(e.name); i++ {
+		h = h<<5 ^ h>>27 ^ uint32(e.name[i])
+	}
+	for i := 0; i < len(e.value); i += 4 {
+		var w [4]byte
+		copy(w[:], e.value[i:])
+		h = h<<16 ^ h>>16 ^ binary.LittleEndian.Uint32(w[:])
+	}
+	return h
+}
+
+// putXattrs writes entries from b[0] and values down from b[end], value
+// offsets counted from b[0] (the inode's first entry or the block's start).
+// It returns the entries' hashes.
+func putXattrs(b []byte, entriesOff int, es []xentry) []uint32 {
+	le := binary.LittleEndian
+	off, vend := entriesOff, len(b)
+	hashes := make([]uint32, len(es))
+	for i := range es {
+		e := &es[i]
+		b[off] = uint8(len(e.name))
+		b[off+1] = e.index
+		if len(e.value) > 0 {
+			vend -= e.valueSize()
+			copy(b[vend:], e.value)
+			le.PutUint16(b[off+2:], uint16(vend))
+		}
+		le.PutUint32(b[off+4:], 0) // value inode
+		le.PutUint32(b[off+8:], uint32(len(e.value)))
+		hashes[i] = xattrHash(e)
+		le.PutUint32(b[off+12:], hashes[i])
+		copy(b[off+16:], e.name)
+		off += e.entrySize()
+	}
+	return hashes
+}
+
+// putInodeXattrs fills the in-inode xattr area of an encoded inode.
+func putInodeXattrs(ib []byte, es []xentry) {
+	if len(es) == 0 {
+		return
+	}
+	binary.LittleEndian.PutUint32(ib[xattrInodeStart:], xattrMagic)
+	// Offsets count from the first entry, just after the magic.
+	putXattrs(ib[xattrInodeStart+4:], 0, es)
+}
+
+// xattrBlock encodes an xattr block without its checksum (which depends on
+// where it lands).
+func xattrBlock(es []xentry) []byte {
+	le := binary.LittleEndian
+	b := make([]byte, blockSize)
+	le.PutUint32(b[0:], xattrMagic)
+	le.PutUint32(b[8:], 1) // h_blocks
+	var h uint32
+	for _, eh := range putXattrs(b, xattrBlockHdr, es) {
+		h = h<<16 ^ h>>16 ^ eh
+	}
+	le.PutUint32(b[12:], h)
+	return b
+}
+
+// writeXattrBlocks lays out the xattr blocks, sharing one block between
+// inodes with identical sets (up to the kernel's reference limit).
+func (w *Writer) writeXattrBlocks() error {
+	type shared struct {
+		blk  uint64
+		refs uint32
+	}
+	type pending struct {
+		body []byte
+		inos []*inode
+	}
+	var order []*pending
+	byBody := map[string]*pending{}
+	for _, in := range w.inodes {
+		if in == nil || len(in.xattrs.inBlock) == 0 {
+			continue
+		}
+		body := xattrBlock(in.xattrs.inBlock)
+		p := byBody[string(body)]
+		if p == nil || len(p.inos) == xattrMaxRefs {
+			p = &pending{body: body}
+			byBody[string(body)] = p
+			order = append(order, p)
+		}
+		p.inos = append(p.inos, in)
+		in.xattrs.inBlock = nil
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	blks, err := w.takeBlocks(uint64(len(order)))
+	if err != nil {
+		return fmt.Errorf("xattr blocks: %w", err)
+	}
+	le := binary.LittleEndian
+	for i, p := range order {
+		blk := blks[i]
+		le.PutUint32(p.body[4:], uint32(len(p.inos)))
+		var nr [8]byte
+		le.PutUint64(nr[:], blk)
+		c := crc32c(w.seed, nr[:])
+		c = crc32c(c, p.body)
+		le.PutUint32(p.body[16:], c)
+		w.out.write(blk, p.body)
+		for _, in := range p.inos {
+			in.xblock = blk
+		}
+	}
+	return nil
+}
