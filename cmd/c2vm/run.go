@@ -3,41 +3,58 @@ package main
 import (
 	"os"
 
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/internal/usererr"
+	"github.com/c2vm/c2vm/vmrun"
 	"github.com/spf13/cobra"
 )
 
 func runCmd() *cobra.Command {
-	var o exporter.BootOptions
-	var firmware string
+	var o vmrun.Options
+	var cpus string
 	cmd := &cobra.Command{
 		Use:   "run [flags] DISK",
 		Short: "Boot a disk in QEMU with the serial console on this terminal",
-		Long: `Boot a disk in QEMU (KVM where /dev/kvm works, TCG otherwise) with the
-guest's serial console on this terminal. Ctrl-a x quits. With --expect, exit 0
-once TEXT has appeared and the guest has powered off, non-zero on timeout.`,
+		Long: `Boot a disk in QEMU (KVM where a test guest runs under it, else TCG) with the
+guest's serial console on this terminal; Ctrl-a x quits QEMU.
+
+The firmware follows the disk's partition table (--firmware auto). Ports the
+image exposes (c2vm.json beside the disk) are forwarded to 127.0.0.1; -p adds
+forwards like docker run -p. SIGINT or SIGTERM presses the guest's power
+button and waits --stop-timeout for it to power off.
+
+Exit status: 0 when the guest powered off by itself (or on the power button)
+and --expect's TEXT appeared; an app-mode disk's program exit code; 1 on a
+timeout or any other failure, with a message.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch firmware {
-			case "bios":
-				o.Firmware = exporter.BIOS
-			case "uefi":
-				o.Firmware = exporter.UEFI
-			default:
-				return &exporter.InputError{Msg: "unknown firmware " + firmware, Fix: "use --firmware bios or --firmware uefi"}
+			n, err := vmrun.ParseCPUs(cpus)
+			if err != nil {
+				return err
 			}
-			o.Disk, o.Stdout, o.Stdin = args[0], os.Stdout, os.Stdin
-			return exporter.Boot(cmd.Context(), o)
+			o.CPUs = n
+			if o.StopTimeout == 0 {
+				o.StopTimeout = -1 // 0 on the command line means at once
+			}
+			o.Disk, o.Stdin, o.Stdout, o.Stderr = args[0], os.Stdin, os.Stdout, os.Stderr
+			return vmrun.Run(cmd.Context(), o)
 		},
 	}
+	// Flag syntax errors get the same shape as every other c2vm error.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usererr.New(err.Error(), "see c2vm run --help")
+	})
 	f := cmd.Flags()
-	f.StringVar(&firmware, "firmware", "bios", "firmware to boot with: bios or uefi (OVMF)")
-	f.StringVar(&o.Expect, "expect", "", "succeed once TEXT appears on the console and the guest powers off")
-	f.DurationVar(&o.Timeout, "timeout", 0, "give up after this long (e.g. 5m); 0 waits forever")
-	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto, kvm or tcg (also C2VM_ACCEL)")
-	f.StringVar(&o.Memory, "memory", "1024M", "guest memory")
-	f.IntVar(&o.CPUs, "cpus", 2, "guest CPUs")
-	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes to the disk")
+	f.StringVar(&o.Firmware, "firmware", "auto", "firmware: auto (from the disk's partition table), bios or uefi (OVMF)")
+	f.StringVar(&o.Expect, "expect", "", "succeed only if TEXT appears on the console (and the guest then powers off)")
 	f.BoolVar(&o.QuitOnExpect, "quit-on-expect", false, "with --expect: stop the guest as soon as TEXT appears (e.g. 'login:') instead of waiting for it to power off")
+	f.DurationVar(&o.Timeout, "timeout", 0, "fail, stopping the guest, if it still runs after this long (e.g. 5m); 0 waits forever")
+	f.DurationVar(&o.StopTimeout, "stop-timeout", vmrun.DefaultStopTimeout, "on SIGINT/SIGTERM, how long the guest gets to power off after its power button before QEMU is stopped")
+	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto, kvm or tcg (also C2VM_ACCEL)")
+	f.StringVar(&o.Memory, "memory", "1024M", "guest memory: N with K, M, G or T (a bare N is MiB)")
+	f.StringVar(&cpus, "cpus", "2", "guest CPUs")
+	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes to the disk")
+	f.StringArrayVarP(&o.Ports, "publish", "p", nil, "forward a host TCP port: HOST:GUEST (all host addresses) or IP:HOST:GUEST; repeatable")
+	f.BoolVar(&o.NoExpose, "no-expose", false, "do not forward the ports the image exposes (c2vm.json)")
+	f.StringVar(&o.QMP, "qmp", "", "also serve QEMU's QMP monitor on this Unix socket")
 	return cmd
 }

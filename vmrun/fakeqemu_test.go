@@ -1,0 +1,148 @@
+package vmrun
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// The test binary doubles as a stand-in for qemu-system-x86_64, so that
+// Run's life cycle (stops, exit codes, the terminal) is tested in
+// milliseconds instead of a boot. FAKE_QEMU picks its behaviour:
+//
+//	console  print FAKE_CONSOLE in small pieces and "power off" (exit 0)
+//	hang     make a terminal stdin raw, print, and run until killed
+//	acpi     serve QMP; on system_powerdown print FAKE_CONSOLE and exit 0
+//	deaf     serve QMP, count presses, ignore them and SIGTERM
+//	fail     print an error on stderr and exit 1
+//	kvmfail  print KVM's internal error on stderr and pause forever
+//
+// It writes its arguments to FAKE_ARGS when that is set.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("FAKE_QEMU"); mode != "" {
+		fakeQEMU(mode)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func fakeQEMU(mode string) {
+	if p := os.Getenv("FAKE_ARGS"); p != "" {
+		b, _ := json.Marshal(os.Args[1:])
+		os.WriteFile(p, b, 0o644)
+	}
+	text := os.Getenv("FAKE_CONSOLE")
+	switch mode {
+	case "console":
+		// Pieces of 7 bytes: markers arrive split across reads.
+		for i := 0; i < len(text); i += 7 {
+			os.Stdout.WriteString(text[i:min(i+7, len(text))])
+			time.Sleep(time.Millisecond)
+		}
+		os.Exit(0)
+	case "hang":
+		if term.IsTerminal(0) {
+			term.MakeRaw(0)
+			fmt.Println("RAW")
+		}
+		fmt.Println("Booting from Hard Disk...")
+		select {}
+	case "acpi", "deaf":
+		if mode == "deaf" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		serveQMP(qmpPathFromArgs(os.Args[1:]), mode == "acpi", text)
+	case "kvmfail":
+		fmt.Fprintln(os.Stderr, "KVM internal error. Suberror: 1\nemulation failure")
+		select {}
+	case "fail":
+		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8000-:80: Could not set up host forwarding rule 'tcp:127.0.0.1:8000-:80'")
+		os.Exit(1)
+	}
+}
+
+// qmpPathFromArgs finds the socket of c2vm's own monitor.
+func qmpPathFromArgs(args []string) string {
+	for _, a := range args {
+		if rest, ok := strings.CutPrefix(a, "socket,id=c2vm-qmp,path="); ok {
+			p, _, _ := strings.Cut(rest, ",server=on")
+			return p
+		}
+	}
+	panic("no c2vm-qmp socket in the arguments")
+}
+
+// serveQMP answers QMP on sock, one client after another. On
+// system_powerdown an obedient guest prints its last words and powers off.
+func serveQMP(sock string, obey bool, lastWords string) {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("Booting from Hard Disk...")
+	presses := 0
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintln(c, `{"QMP": {"version": {}, "capabilities": []}}`)
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			var req struct{ Execute string }
+			json.Unmarshal(sc.Bytes(), &req)
+			switch req.Execute {
+			case "qmp_capabilities":
+				fmt.Fprintln(c, `{"return": {}}`)
+			case "system_powerdown":
+				presses++
+				fmt.Printf("POWER BUTTON %d\n", presses)
+				fmt.Fprintln(c, `{"timestamp": {}, "event": "POWERDOWN"}`)
+				fmt.Fprintln(c, `{"return": {}}`)
+				if obey {
+					fmt.Print(lastWords, "reboot: Power down\n")
+					os.Exit(0)
+				}
+			default:
+				fmt.Fprintln(c, `{"error": {"class": "CommandNotFound", "desc": "no"}}`)
+			}
+		}
+		c.Close()
+	}
+}
+
+// fakeRun prepares a run of the stand-in: a disk (with c2vm.json when meta
+// is set) and the options the tests share.
+func fakeRun(t *testing.T, mode, console, meta string) Options {
+	t.Helper()
+	self, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := qemuBinary
+	qemuBinary = self
+	t.Cleanup(func() { qemuBinary = old })
+	t.Setenv("FAKE_QEMU", mode)
+	t.Setenv("FAKE_CONSOLE", console)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "linux.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if meta != "" {
+		os.WriteFile(filepath.Join(dir, "c2vm.json"), []byte(meta), 0o644)
+	}
+	return Options{Disk: disk, Firmware: "bios", Accel: "tcg"}
+}
+
+const appMeta = `{"mode": "app", "firmware": "hybrid"}`

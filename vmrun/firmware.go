@@ -1,0 +1,165 @@
+package vmrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/c2vm/c2vm/internal/diskmeta"
+	"github.com/c2vm/c2vm/internal/hosttools"
+	"github.com/c2vm/c2vm/internal/usererr"
+)
+
+// Partition type GUIDs that tell how a GPT disk boots.
+const (
+	typeBIOSBoot = "21686148-6449-6E6F-744E-656564454649" // GRUB's core.img for BIOS
+	typeESP      = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" // EFI System Partition
+)
+
+// headBytes is how much of a disk the detection reads: the MBR, the GPT
+// header and its entries sit in the first MiB of any disk partitioned with
+// 1 MiB alignment.
+const headBytes = 1 << 20
+
+// chooseFirmware resolves "auto": the partition table decides, and the
+// disk's c2vm.json only when the table cannot be read or says nothing.
+func chooseFirmware(ctx context.Context, disk, want string, meta *diskmeta.Meta) (string, error) {
+	if want == "bios" || want == "uefi" {
+		return want, nil
+	}
+	head, readErr := readHead(ctx, disk)
+	if readErr == nil {
+		if fw, ok := firmwareFromTable(head); ok {
+			return fw, nil
+		}
+	}
+	if meta != nil {
+		switch meta.Firmware {
+		case "bios", "hybrid":
+			return "bios", nil
+		case "uefi":
+			return "uefi", nil
+		}
+	}
+	why := "its partition table does not say (no BIOS boot partition and no EFI System Partition)"
+	if readErr != nil {
+		why = "its partition table cannot be read: " + readErr.Error()
+	}
+	return "", usererr.New(fmt.Sprintf("cannot tell whether %s boots with BIOS or UEFI: %s", disk, why),
+		"pass --firmware bios or --firmware uefi")
+}
+
+// firmwareFromTable reads a disk's first sectors. A GPT disk with a BIOS
+// boot partition boots BIOS (c2vm's hybrid disks too: SeaBIOS is quicker
+// than OVMF); one with an EFI System Partition only boots UEFI. An MBR disk
+// boots BIOS when its MBR has boot code, and UEFI when it has none but an
+// EFI partition (type 0xEF).
+func firmwareFromTable(head []byte) (fw string, ok bool) {
+	if len(head) < 1024 || head[510] != 0x55 || head[511] != 0xAA {
+		return "", false
+	}
+	bootCode := !allZeroBytes(head[:440])
+	mbrTypes := map[byte]bool{}
+	for i := range 4 {
+		mbrTypes[head[446+16*i+4]] = true
+	}
+	if mbrTypes[0xEE] {
+		if types, ok := gptTypes(head); ok {
+			switch {
+			case types[typeBIOSBoot]:
+				return "bios", true
+			case types[typeESP]:
+				return "uefi", true
+			case bootCode:
+				return "bios", true
+			}
+			return "", false
+		}
+	}
+	switch {
+	case bootCode:
+		return "bios", true
+	case mbrTypes[0xEF]:
+		return "uefi", true
+	}
+	return "", false
+}
+
+// gptTypes returns the partition type GUIDs of the GPT whose header is at
+// LBA 1, for 512- and 4096-byte sectors; ok is false when there is none or
+// its entries lie beyond head.
+func gptTypes(head []byte) (types map[string]bool, ok bool) {
+	for _, sector := range []int{512, 4096} {
+		if len(head) < 2*sector || !bytes.Equal(head[sector:sector+8], []byte("EFI PART")) {
+			continue
+		}
+		h := head[sector:]
+		start := binary.LittleEndian.Uint64(h[72:]) * uint64(sector)
+		count := uint64(binary.LittleEndian.Uint32(h[80:]))
+		size := uint64(binary.LittleEndian.Uint32(h[84:]))
+		if size < 128 || count > 4096 || start+count*size > uint64(len(head)) {
+			return nil, false
+		}
+		types = map[string]bool{}
+		for i := range count {
+			e := head[start+i*size:]
+			if !allZeroBytes(e[:16]) {
+				types[guidString(e[:16])] = true
+			}
+		}
+		return types, true
+	}
+	return nil, false
+}
+
+// guidString prints a GUID as stored on disk: the first three fields are
+// little-endian.
+func guidString(b []byte) string {
+	return strings.ToUpper(fmt.Sprintf("%08x-%04x-%04x-%x-%x",
+		binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint16(b[4:]),
+		binary.LittleEndian.Uint16(b[6:]), b[8:10], b[10:16]))
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readHead returns the first MiB of the disk's contents: a raw file is read
+// directly, any other format through qemu-img dd into a temporary file.
+func readHead(ctx context.Context, disk string) ([]byte, error) {
+	format := diskFormat(disk)
+	if format == "raw" {
+		f, err := os.Open(disk)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, headBytes))
+		return b, err
+	}
+	if _, err := hosttools.Look("qemu-img"); err != nil {
+		return nil, fmt.Errorf("reading a %s disk needs qemu-img (Debian package qemu-utils)", format)
+	}
+	tmp, err := os.MkdirTemp("", "c2vm-head-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "head.raw")
+	// disk is absolute, so qemu-img reads no protocol prefix from it.
+	if err := hosttools.Run(ctx, nil, nil, "qemu-img", "dd", "-f", format, "-O", "raw",
+		"bs=1M", "count=1", "if="+disk, "of="+out); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(out)
+}

@@ -1,0 +1,163 @@
+package vmrun
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/c2vm/c2vm/internal/hosttools"
+	"github.com/c2vm/c2vm/internal/usererr"
+)
+
+// ovmfDir is where Debian's ovmf package puts the 4 MiB UEFI firmware.
+var ovmfDir = "/usr/share/OVMF"
+
+// qemuArgs builds QEMU's command line from checked values: paths are
+// escaped for QEMU's option syntax, everything else was validated.
+func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
+	o := p.o
+	if err := checkSocketPath(p.qmp); err != nil {
+		return nil, err
+	}
+	netdev := "user,id=net0"
+	for _, f := range p.forwards {
+		netdev += "," + f.hostfwd()
+	}
+	args := []string{"-machine", "q35", "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs),
+		"-nographic", "-no-reboot", "-serial", "mon:stdio",
+		"-drive", "file=" + optValue(o.Disk) + ",format=" + diskFormat(o.Disk) + ",if=virtio",
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"}
+	// c2vm's own monitor, and the caller's: QEMU serves one client per QMP
+	// socket, so a user connected to --qmp never blocks a graceful stop.
+	args = append(args, qmpArgs("c2vm-qmp", p.qmp)...)
+	if o.QMP != "" {
+		args = append(args, qmpArgs("user-qmp", o.QMP)...)
+	}
+	if accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	if o.Snapshot {
+		args = append(args, "-snapshot")
+	}
+	if firmware == "uefi" {
+		fw, err := p.uefiArgs()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, fw...)
+	}
+	return args, nil
+}
+
+func qmpArgs(id, path string) []string {
+	return []string{"-chardev", "socket,id=" + id + ",path=" + optValue(path) + ",server=on,wait=off",
+		"-mon", "chardev=" + id + ",mode=control"}
+}
+
+// uefiArgs gives OVMF a fresh copy of its variable store in the run's
+// directory, so runs neither share nor keep boot entries.
+func (p *plan) uefiArgs() ([]string, error) {
+	code := filepath.Join(ovmfDir, "OVMF_CODE_4M.fd")
+	vars, err := os.ReadFile(filepath.Join(ovmfDir, "OVMF_VARS_4M.fd"))
+	if _, cerr := os.Stat(code); err != nil || cerr != nil {
+		return nil, &hosttools.MissingToolError{Tool: "UEFI firmware (OVMF)", Package: "ovmf"}
+	}
+	varsCopy := filepath.Join(p.work, "OVMF_VARS.fd")
+	if err := os.WriteFile(varsCopy, vars, 0o600); err != nil {
+		return nil, err
+	}
+	return []string{
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
+		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(varsCopy)}, nil
+}
+
+// optValue escapes a path for QEMU's key=value,… syntax, where a doubled
+// comma stands for one: a disk named "a,b.img" stays one file name instead
+// of smuggling in an option.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// diskFormat tells QEMU the format from the file name.
+func diskFormat(p string) string {
+	switch ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(p), ".")); ext {
+	case "qcow2", "vmdk", "vhdx", "vdi":
+		return ext
+	case "vhd":
+		return "vpc"
+	}
+	return "raw"
+}
+
+// pickAccel chooses KVM when asked, or when it works and C2VM_ACCEL does
+// not say otherwise; TCG always works, only slower.
+func pickAccel(a, qemu string) (string, error) {
+	if a == "" || a == "auto" {
+		a = os.Getenv("C2VM_ACCEL")
+	}
+	switch a {
+	case "", "auto":
+		if kvmUsable(qemu) {
+			return "kvm", nil
+		}
+		return "tcg", nil
+	case "kvm", "tcg":
+		return a, nil
+	}
+	return "", usererr.New(fmt.Sprintf("unknown accelerator %q", a), "use --accel auto, kvm or tcg (C2VM_ACCEL takes the same values)")
+}
+
+// kvmProbe is a 64 KiB firmware image whose reset vector (its last 16
+// bytes, at 0xFFFFFFF0) runs fwait; fninit and then writes 1 to the
+// isa-debug-exit port, so QEMU exits with status 3 exactly when the guest's
+// code really ran. The FPU instructions matter: on some nested hosts KVM
+// starts a VM, runs plain code, and then fails to emulate them ("KVM
+// internal error"), leaving the guest paused forever.
+func kvmProbe() []byte {
+	b := make([]byte, 64<<10)
+	copy(b[len(b)-16:], []byte{0x9B, 0xDB, 0xE3, 0xB0, 0x01, 0xE6, 0xF4, 0xF4})
+	return b
+}
+
+// kvmUsable runs kvmProbe under KVM. Opening /dev/kvm, or starting a
+// paused VM, is not enough: some nested hypervisors accept both and then
+// fail to run the guest.
+func kvmUsable(qemu string) bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	dir, err := os.MkdirTemp("", "c2vm-kvm-")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(dir)
+	bios := filepath.Join(dir, "probe.bin")
+	if err := os.WriteFile(bios, kvmProbe(), 0o600); err != nil {
+		return false
+	}
+	cmd := exec.Command(qemu, "-accel", "kvm", "-cpu", "host", "-machine", "q35",
+		"-nodefaults", "-display", "none", "-bios", bios, // a plain file name, not key=value
+		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04")
+	// QEMU pauses the guest rather than exit when KVM fails: watch for
+	// that, so a host without working KVM costs a moment, not a timeout.
+	stderr := &tailBuffer{max: 4 << 10, watch: kvmFailure, hit: make(chan struct{})}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return false
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		ee, ok := err.(*exec.ExitError)
+		return ok && ee.ExitCode() == 3
+	case <-stderr.hit:
+	case <-time.After(10 * time.Second):
+	}
+	cmd.Process.Kill()
+	<-exited
+	return false
+}
