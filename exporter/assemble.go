@@ -1,19 +1,25 @@
 package exporter
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/c2vm/c2vm/exporter/ext4"
+	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
+
+// InputError is a problem with what the user gave: it names the cause and
+// what to do about it.
+type InputError = usererr.Error
 
 // Options are assemble's flags.
 type Options struct {
@@ -21,7 +27,7 @@ type Options struct {
 	Formats  []Format // from ParseFormats; raw first
 	Size     int64    // 0: auto
 	Firmware Firmware
-	Cmdline  string
+	Cmdline  []string  // from ParseCmdline
 	Log      io.Writer // progress lines; nil for none
 
 	start time.Time
@@ -33,7 +39,7 @@ type Result struct {
 	Layout   *Layout
 	IDs      IDs
 	Estimate RootEstimate
-	Boot     BootFiles
+	Boot     rootfs.BootFiles
 }
 
 // logf prints a progress line with the time since assembly started.
@@ -44,9 +50,10 @@ func (o *Options) logf(format string, args ...any) {
 }
 
 // Assemble turns src into a bootable disk in opts.OutDir. Every output is
-// written under a temporary name and renamed at the end, linux.img last: a
-// failed or killed run leaves no linux.img.
-func Assemble(ctx context.Context, src Source, opts Options) (*Result, error) {
+// written under a temporary name in a scratch directory inside OutDir and
+// renamed at the end, linux.img last: a failed or killed run leaves no
+// linux.img, and a failed one leaves nothing.
+func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, error) {
 	opts.start = time.Now()
 	if len(opts.Formats) == 0 {
 		opts.Formats = []Format{formats[0]}
@@ -54,11 +61,11 @@ func Assemble(ctx context.Context, src Source, opts Options) (*Result, error) {
 	if opts.Firmware == "" {
 		opts.Firmware = Hybrid
 	}
-	if err := checkTools(ctx, opts); err != nil {
+	if err := checkTools(opts); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
-		return nil, err
+		return nil, &InputError{Msg: fmt.Sprintf("cannot make the output directory: %v", err), Fix: "give -o a directory you can write"}
 	}
 	outDir, err := filepath.Abs(opts.OutDir)
 	if err != nil {
@@ -70,12 +77,19 @@ func Assemble(ctx context.Context, src Source, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, n := range inv.Notes {
+		opts.logf("note: %s", n)
+	}
 	boot, ok := inv.FindBoot()
 	if !ok {
 		return nil, &InputError{Msg: fmt.Sprintf("%s has no kernel and initramfs (looked for /vmlinuz and /initrd.img, /boot/vmlinuz and /boot/initrd.img, /boot/vmlinuz-VERSION with /boot/initrd.img-VERSION)", src),
 			Fix: "install a kernel and an initramfs in the image (Debian/Ubuntu: apt-get install linux-image-amd64 or linux-image-virtual, with initramfs-tools), or build through the c2vm frontend, which adds them"}
 	}
-	est := Estimate(inv)
+	logBoot(&opts, boot)
+	est, err := Estimate(inv, 0)
+	if err != nil {
+		return nil, err
+	}
 	rootBytes := est.Auto
 	if opts.Size > 0 {
 		rootBytes = est.Min
@@ -84,19 +98,31 @@ func Assemble(ctx context.Context, src Source, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", FormatSize(layout.DiskBytes), FormatSize(layout.Root.Size), FormatSize(est.Content), est.Inodes)
+	opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", FormatSize(layout.DiskBytes), FormatSize(layout.Root.Size), FormatSize(inv.Content), est.Inodes)
 
 	b := &build{opts: opts, inv: inv, boot: boot, est: est, layout: layout, outDir: outDir}
 	defer b.cleanup()
 	if err := b.run(ctx, src); err != nil {
-		return nil, err
+		return nil, b.explain(err)
 	}
 	return &Result{Files: b.final, Layout: layout, IDs: b.ids, Estimate: est, Boot: boot}, nil
 }
 
+// logBoot says which kernel the disk boots.
+func logBoot(o *Options, bf rootfs.BootFiles) {
+	switch {
+	case len(bf.Stable) > 0 && bf.Kernel != "":
+		o.logf("booting /%s (the distribution's link; now kernel %s), falling back to /%s", bf.Stable[0][0], bf.Version, bf.Kernel)
+	case len(bf.Stable) > 0:
+		o.logf("booting /%s (the distribution's link)", bf.Stable[0][0])
+	default:
+		o.logf("booting kernel %s, the newest in /boot", bf.Version)
+	}
+}
+
 // checkTools fails early, before any work, when a tool is missing.
-func checkTools(ctx context.Context, opts Options) error {
-	need := []string{"mke2fs", "tune2fs", "sfdisk", "grub-mkimage"}
+func checkTools(opts Options) error {
+	need := []string{"sfdisk", "grub-mkimage"}
 	if opts.Firmware.uefi() {
 		need = append(need, "mkfs.vfat", "mcopy", "mmd")
 	}
@@ -108,24 +134,22 @@ func checkTools(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	if opts.Firmware.bios() {
-		if _, err := grubDir("i386-pc"); err != nil {
+	for _, p := range []string{"i386-pc", "x86_64-efi"} {
+		if p == "i386-pc" && !opts.Firmware.bios() || p == "x86_64-efi" && !opts.Firmware.uefi() {
+			continue
+		}
+		if _, err := grubDir(p); err != nil {
 			return err
 		}
 	}
-	if opts.Firmware.uefi() {
-		if _, err := grubDir("x86_64-efi"); err != nil {
-			return err
-		}
-	}
-	return checkMke2fs(ctx)
+	return nil
 }
 
 // build is one assembly's state: temporary files to remove unless renamed.
 type build struct {
 	opts   Options
-	inv    *Inventory
-	boot   BootFiles
+	inv    *rootfs.Inventory
+	boot   rootfs.BootFiles
 	est    RootEstimate
 	layout *Layout
 	outDir string
@@ -141,14 +165,34 @@ func (b *build) cleanup() {
 	}
 }
 
-func (b *build) run(ctx context.Context, src Source) error {
+// explain turns a full filesystem into advice that fits the case: the
+// disk's root filesystem, or the host's filesystem holding the output.
+func (b *build) explain(err error) error {
+	switch {
+	case errors.Is(err, ext4.ErrNoSpace):
+		return &SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4, Auto: b.opts.Size == 0}
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || strings.Contains(err.Error(), "No space left on device"):
+		return &InputError{Msg: fmt.Sprintf("the filesystem holding %s is full: the disk needs up to %s there", b.outDir, FormatSize(b.layout.DiskBytes)),
+			Fix: "free space there, or write the disk elsewhere with -o"}
+	}
+	return err
+}
+
+// tool runs a Debian tool in the scratch directory, where files are named
+// relatively: the output path, whatever the user typed, never reaches a
+// tool's command line.
+func (b *build) tool(ctx context.Context, stdin []byte, env []string, name string, args ...string) error {
+	return runIn(ctx, b.work, stdin, env, name, args...)
+}
+
+func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	var err error
 	b.work, err = os.MkdirTemp(b.outDir, ".c2vm-assemble-")
 	if err != nil {
 		return err
 	}
-	raw := filepath.Join(b.work, "linux.img")
-	f, err := os.OpenFile(raw, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	const raw = "linux.img"
+	f, err := os.OpenFile(filepath.Join(b.work, raw), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -158,21 +202,12 @@ func (b *build) run(ctx context.Context, src Source) error {
 	}
 
 	b.opts.logf("writing ext4 root filesystem")
-	digest, xattrs, err := b.writeRoot(ctx, src, raw)
-	if err != nil {
+	if err := b.writeRoot(ctx, src, f); err != nil {
 		return err
 	}
-	fsPath := fmt.Sprintf("%s?offset=%d", raw, b.layout.Root.Start)
-	if err := setXattrs(ctx, b.work, fsPath, xattrs); err != nil {
-		return err
-	}
-	b.ids = deriveIDs(digest)
 	b.assignPartUUIDs()
-	if err := run(ctx, nil, nil, "tune2fs", "-U", b.ids.RootFS, fsPath); err != nil {
-		return err
-	}
 	b.opts.logf("writing partition table and boot loaders")
-	if err := run(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), nil, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw); err != nil {
+	if err := b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), nil, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw); err != nil {
 		return err
 	}
 	if err := b.writeBoot(ctx, f, raw); err != nil {
@@ -181,15 +216,14 @@ func (b *build) run(ctx context.Context, src Source) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	b.temps = append(b.temps, raw)
+	b.temps = append(b.temps, filepath.Join(b.work, raw))
 	b.opts.logf("raw disk written")
 	for _, fm := range b.opts.Formats[1:] {
 		b.opts.logf("converting to %s", fm.Name)
-		tmp := filepath.Join(b.work, fm.FileName())
-		if err := fm.convert(ctx, raw, tmp); err != nil {
+		if err := b.tool(ctx, nil, nil, "qemu-img", fm.ConvertArgs(raw, fm.FileName())...); err != nil {
 			return err
 		}
-		b.temps = append(b.temps, tmp)
+		b.temps = append(b.temps, filepath.Join(b.work, fm.FileName()))
 	}
 	return b.publish()
 }
@@ -205,77 +239,52 @@ func (b *build) assignPartUUIDs() {
 	}
 }
 
-// writeRoot streams the source as a tar into mke2fs, which builds the ext4
-// at the root partition's offset. It returns the digest of the stream and
-// the xattrs mke2fs left out.
-func (b *build) writeRoot(ctx context.Context, src Source, raw string) ([]byte, []xattr, error) {
-	meta := b.inv.MetaDigest()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// An OS pipe with a large buffer straight into mke2fs's stdin, written
-	// in 1 MiB chunks: far fewer syscalls and wake-ups than an io.Pipe.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
+// sourceDateEpoch reads SOURCE_DATE_EPOCH: no time in the disk is later.
+func sourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return nil, nil
 	}
-	unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20)
-	root := b.layout.Root
-	// A provisional UUID: the real one derives from the stream's digest and
-	// is set with tune2fs afterwards, cheap thanks to metadata_csum_seed.
-	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-m", "0", "-L", "root",
-		"-N", fmt.Sprint(b.est.Inodes),
-		"-U", deriveUUID(meta, "provisional"),
-		"-O", "^orphan_file,metadata_csum_seed",
-		"-E", fmt.Sprintf("offset=%d,hash_seed=%s,lazy_itable_init=1,nodiscard", root.Start, deriveUUID(meta, "hash-seed")),
-		"-d", "-", raw, fmt.Sprintf("%dk", root.Size/1024)}
-	type result struct {
-		digest []byte
-		xattrs []xattr
-		err    error
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, &InputError{Msg: fmt.Sprintf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v), Fix: "set it to a Unix time, such as $(git log -1 --format=%ct)"}
 	}
-	streamed := make(chan result, 1)
-	go func() {
-		bw := bufio.NewWriterSize(pw, 1<<20)
-		ts := newTarStream(bw)
-		err := src.Stream(ctx, ts)
-		if err == nil {
-			err = writeExtras(ts, firstBootFiles(b.inv))
-		}
-		var d []byte
-		if err == nil {
-			d, err = ts.close()
-		}
-		if err == nil {
-			err = bw.Flush()
-		}
-		pw.Close() // EOF for mke2fs, also after an error
-		streamed <- result{d, ts.xattrs, err}
-	}()
-	mkfsErr := runMke2fs(ctx, pr, args)
-	res := <-streamed
-	// A broken pipe means mke2fs stopped reading: its own error says why.
-	if res.err != nil && !errors.Is(res.err, syscall.EPIPE) {
-		return nil, nil, res.err
-	}
-	if mkfsErr != nil {
-		if strings.Contains(mkfsErr.Error(), "libarchive") {
-			return nil, nil, &MissingToolError{Tool: "libarchive, which mke2fs loads to read tar input,", Package: "libarchive13"}
-		}
-		if isNoSpace(mkfsErr.Error()) {
-			return nil, nil, &SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4}
-		}
-		return nil, nil, mkfsErr
-	}
-	return res.digest, res.xattrs, res.err
+	t := time.Unix(n, 0)
+	return &t, nil
 }
 
-func isNoSpace(s string) bool {
-	for _, m := range []string{"Could not allocate block", "No space left", "Could not allocate inode", "Could not allocate"} {
-		if strings.Contains(s, m) {
-			return true
-		}
+// writeRoot streams the source into our ext4 writer at the root
+// partition's offset. The filesystem UUID derives from the digest of what
+// was written, known only at the end; metadata_csum_seed lets the writer
+// set it last.
+func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) error {
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
 	}
-	return false
+	fsTime := time.Now()
+	if epoch != nil {
+		fsTime = *epoch
+	}
+	meta := b.inv.MetaDigest()
+	root := b.layout.Root
+	w, err := ext4.NewWriter(f, ext4.Params{Offset: root.Start, Size: root.Size, Inodes: b.est.Inodes, Label: "root",
+		UUID: uuidBytes(deriveUUID(meta, "provisional")), HashSeed: uuidBytes(deriveUUID(meta, "hash-seed")), Time: fsTime})
+	if err != nil {
+		return err
+	}
+	sink := newRootSink(w, epoch)
+	err = src.Stream(ctx, sink)
+	if err == nil {
+		err = writeExtras(sink, firstBootFiles(b.inv))
+	}
+	if err != nil {
+		w.Close() // stops its writer; the output is discarded anyway
+		return err
+	}
+	b.ids = deriveIDs(sink.Sum())
+	w.SetUUID(uuidBytes(b.ids.RootFS))
+	return w.Close()
 }
 
 // writeBoot installs GRUB for the firmwares the disk supports.
@@ -286,7 +295,7 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 		return err
 	}
 	if b.layout.BIOSBoot != nil {
-		core, err := grubImage(ctx, b.work, "i386-pc", md)
+		core, err := b.grubImage(ctx, "i386-pc", md)
 		if err != nil {
 			return err
 		}
@@ -295,7 +304,7 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 		}
 	}
 	if b.layout.ESP != nil {
-		efi, err := grubImage(ctx, b.work, "x86_64-efi", md)
+		efi, err := b.grubImage(ctx, "x86_64-efi", md)
 		if err != nil {
 			return err
 		}
@@ -311,13 +320,12 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 	esp := b.layout.ESP
 	sector := esp.Start / sectorSize
-	if err := run(ctx, nil, nil, "mkfs.vfat", "--invariant", "-F", "32", "-s", "1", "-n", "ESP",
+	if err := b.tool(ctx, nil, nil, "mkfs.vfat", "--invariant", "-F", "32", "-s", "1", "-n", "ESP",
 		"-i", fmt.Sprintf("%08X", b.ids.ESPSerial), "--offset", fmt.Sprint(sector), "-h", fmt.Sprint(sector),
 		raw, fmt.Sprint(esp.Size/1024)); err != nil {
 		return err
 	}
-	efiPath := filepath.Join(b.work, "BOOTX64.EFI")
-	if err := os.WriteFile(efiPath, efi, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.work, "BOOTX64.EFI"), efi, 0o644); err != nil {
 		return err
 	}
 	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
@@ -325,10 +333,10 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 		env = append(env, "SOURCE_DATE_EPOCH=0")
 	}
-	if err := run(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
+	if err := b.tool(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
 		return err
 	}
-	return run(ctx, nil, env, "mcopy", "-i", img, efiPath, "::/EFI/BOOT/BOOTX64.EFI")
+	return b.tool(ctx, nil, env, "mcopy", "-i", img, "BOOTX64.EFI", "::/EFI/BOOT/BOOTX64.EFI")
 }
 
 // publish renames the outputs into place, linux.img last, so that a

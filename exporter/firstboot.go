@@ -1,9 +1,10 @@
 package exporter
 
 import (
-	"archive/tar"
 	"strings"
 	"time"
+
+	"github.com/c2vm/c2vm/exporter/rootfs"
 )
 
 // Growing the root at first boot. A disk made with --size auto is only as
@@ -38,14 +39,16 @@ ExecStart=/lib/systemd/systemd-growfs /
 WantedBy=local-fs.target
 `
 
-// extraFile is a file assembly adds to the tree.
+// extraFile is a file assembly adds to the tree: a directory (no body, no
+// link), a symlink or a regular file.
 type extraFile struct {
 	name, body, link string
+	mode             uint32
 }
 
 // firstBootFiles returns what to add for first-boot growth, leaving alone
 // anything the tree already has.
-func firstBootFiles(inv *Inventory) []extraFile {
+func firstBootFiles(inv *rootfs.Inventory) []extraFile {
 	if !inv.Has("lib/systemd/systemd-growfs") && !inv.Has("usr/lib/systemd/systemd-growfs") {
 		return nil
 	}
@@ -67,23 +70,31 @@ func firstBootFiles(inv *Inventory) []extraFile {
 	return out
 }
 
-// writeExtras appends the added files to the stream, root-owned, with a
-// fixed time so that they do not break reproducibility.
-func writeExtras(ts *tarStream, files []extraFile) error {
+// writeExtras adds files to the stream, root-owned, with a fixed time so
+// that they do not break reproducibility.
+func writeExtras(sink rootfs.Sink, files []extraFile) error {
 	epoch := time.Unix(0, 0)
 	for _, f := range files {
-		h := &tar.Header{Name: f.name, Mode: 0o644, ModTime: epoch, Typeflag: tar.TypeReg, Size: int64(len(f.body))}
+		e := &rootfs.Entry{Path: f.name, Kind: rootfs.KindReg, Mode: 0o644, Mtime: epoch, Size: int64(len(f.body))}
+		if f.mode != 0 {
+			e.Mode = f.mode
+		}
+		var data *strings.Reader
 		switch {
 		case f.link != "":
-			h.Typeflag, h.Linkname, h.Mode, h.Size = tar.TypeSymlink, f.link, 0o777, 0
-		case f.body == "":
-			h.Typeflag, h.Mode = tar.TypeDir, 0o755
-			if err := ts.dir(f.name, h); err != nil {
-				return err
-			}
-			continue
+			e.Kind, e.Link, e.Mode, e.Size = rootfs.KindSymlink, f.link, 0o777, 0
+		case f.body == "" && f.mode == 0:
+			e.Kind, e.Mode = rootfs.KindDir, 0o755
+		default:
+			data = strings.NewReader(f.body)
 		}
-		if err := ts.entry(f.name, h, strings.NewReader(f.body)); err != nil {
+		var err error
+		if data != nil {
+			err = sink.Add(e, data)
+		} else {
+			err = sink.Add(e, nil)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"context"
 	"fmt"
 	"strings"
 )
@@ -71,8 +70,4 @@ func (f Format) FileName() string { return "linux." + f.Ext }
 func (f Format) ConvertArgs(raw, dst string) []string {
 	args := append([]string{"convert", "-q", "-f", "raw", "-O", f.QemuFmt}, f.Opts...)
 	return append(args, raw, dst)
-}
-
-func (f Format) convert(ctx context.Context, raw, dst string) error {
-	return run(ctx, nil, nil, "qemu-img", f.ConvertArgs(raw, dst)...)
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/c2vm/c2vm/exporter/rootfs"
 )
 
 // GRUB images carry their configuration in a memdisk, so a disk needs no
@@ -27,9 +29,15 @@ var grubModules = map[string][]string{
 
 // grubConfig boots the distro's stable kernel symlinks when they exist, so a
 // kernel upgraded inside the guest boots next time, and otherwise the newest
-// versioned kernel found at assembly.
-func grubConfig(rootUUID string, bf BootFiles, cmdline string) string {
-	args := strings.TrimSpace(fmt.Sprintf("root=UUID=%s rw console=tty0 console=ttyS0,115200 %s", rootUUID, cmdline))
+// versioned kernel found at assembly. Every path and argument is quoted for
+// GRUB's script language; cmdline comes from ParseCmdline, paths from
+// FindBoot (validated names) or from c2vm itself.
+func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
+	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
+	for i, a := range args {
+		args[i] = grubQuote(a)
+	}
+	kargs := strings.Join(args, " ")
 	var b strings.Builder
 	fmt.Fprintf(&b, `set timeout_style=hidden
 set timeout=1
@@ -38,17 +46,18 @@ terminal_input console serial
 terminal_output console serial
 search --no-floppy --fs-uuid --set=root %s
 menuentry "Linux (c2vm)" {
-`, rootUUID)
+`, grubQuote(rootUUID))
 	kw := "if"
 	for _, p := range bf.Stable {
-		fmt.Fprintf(&b, "\t%s [ -e /%s -a -e /%s ]; then\n\t\tlinux /%s %s\n\t\tinitrd /%s\n", kw, p[0], p[1], p[0], args, p[1])
+		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
+		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\tlinux %s %s\n\t\tinitrd %s\n", kw, k, i, k, kargs, i)
 		kw = "elif"
 	}
 	if bf.Kernel != "" {
 		if kw == "elif" {
 			b.WriteString("\telse\n")
 		}
-		fmt.Fprintf(&b, "\t\tlinux /%s %s\n\t\tinitrd /%s\n", bf.Kernel, args, bf.Initrd)
+		fmt.Fprintf(&b, "\t\tlinux %s %s\n\t\tinitrd %s\n", grubQuote("/"+bf.Kernel), kargs, grubQuote("/"+bf.Initrd))
 	}
 	if kw == "elif" {
 		b.WriteString("\tfi\n")
@@ -76,21 +85,20 @@ func memdiskTar(cfg string) ([]byte, error) {
 }
 
 // grubImage builds a GRUB image for a platform with the memdisk embedded.
-func grubImage(ctx context.Context, work, platform string, memdisk []byte) ([]byte, error) {
+func (b *build) grubImage(ctx context.Context, platform string, memdisk []byte) ([]byte, error) {
 	dir, err := grubDir(platform)
 	if err != nil {
 		return nil, err
 	}
-	md := filepath.Join(work, "memdisk.tar")
-	if err := os.WriteFile(md, memdisk, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.work, "memdisk.tar"), memdisk, 0o644); err != nil {
 		return nil, err
 	}
-	out := filepath.Join(work, platform+".img")
-	args := append([]string{"-d", dir, "-O", platform, "-o", out, "-p", "(memdisk)/boot/grub", "-m", md}, grubModules[platform]...)
-	if err := run(ctx, nil, nil, "grub-mkimage", args...); err != nil {
+	out := platform + ".img"
+	args := append([]string{"-d", dir, "-O", platform, "-o", out, "-p", "(memdisk)/boot/grub", "-m", "memdisk.tar"}, grubModules[platform]...)
+	if err := b.tool(ctx, nil, nil, "grub-mkimage", args...); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(out)
+	return os.ReadFile(filepath.Join(b.work, out))
 }
 
 // installBIOS writes core.img into the BIOS boot partition and GRUB's boot.img

@@ -3,7 +3,9 @@ package exporter
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // Disk, partition and filesystem ids derive from the input's digest: the
@@ -43,3 +45,10 @@ func deriveIDs(digest []byte) IDs {
 
 // fatSerial prints a FAT serial the way GRUB's search and blkid show it.
 func fatSerial(s uint32) string { return fmt.Sprintf("%04X-%04X", s>>16, s&0xffff) }
+
+// uuidBytes parses a UUID deriveUUID made.
+func uuidBytes(u string) [16]byte {
+	var b [16]byte
+	hex.Decode(b[:], []byte(strings.ReplaceAll(u, "-", "")))
+	return b
+}

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -93,43 +94,66 @@ func NewLayout(fw Firmware, rootBytes, disk int64) (*Layout, error) {
 	return l, nil
 }
 
-// SizeError says a requested disk is too small for its content.
-type SizeError struct{ Given, Min int64 }
+// SizeError says a disk is too small for its content: a --size too small,
+// or (Auto) c2vm's own estimate, which should not happen.
+type SizeError struct {
+	Given, Min int64
+	Auto       bool
+}
 
 func (e *SizeError) Error() string {
+	if e.Auto {
+		return fmt.Sprintf("the root filesystem ran out of space on the %s disk sized from the image's content: c2vm's estimate fell short\n  fix: pass --size %s (C2VM_DISK_SIZE through BuildKit) or more, and please report this image",
+			FormatSize(e.Given), FormatSize(roundUp(e.Min, mib)))
+	}
 	return fmt.Sprintf("disk size %s is too small for this root filesystem: it needs at least %s\n  fix: use --size auto, or --size %s or more",
 		FormatSize(e.Given), FormatSize(e.Min), FormatSize(roundUp(e.Min, mib)))
 }
 
-// ParseSize reads "auto" (0) or N with an optional K, M, G or T suffix
-// (powers of 1024); a bare number is bytes.
+// Disk sizes --size accepts: from 64 MiB (less holds no bootable root) to
+// 64 TiB (beyond, a typo is likelier than a wish).
+const (
+	minDiskSize = 64 * mib
+	maxDiskSize = 64 << 40
+)
+
+// ParseSize reads "auto" (0) or a positive number with an optional K, M, G
+// or T suffix (powers of 1024, "iB" and "B" allowed); a bare number is bytes.
+// NaN, infinities, fractions of a byte and sizes outside 64 MiB–64 TiB are
+// refused with the reason.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(strings.ToUpper(s))
 	if t == "AUTO" || t == "" {
 		return 0, nil
 	}
+	bad := func(why string) (int64, error) {
+		return 0, &InputError{Msg: fmt.Sprintf("bad size %q: %s", s, why), Fix: "use auto, or a number with K, M, G or T, such as 8G"}
+	}
 	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
 	mult := int64(1)
 	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult, t = int64(1)<<(10*(i+1)), strings.TrimSpace(t[:n-1])
 		}
-		if mult > 1 {
-			t = t[:n-1]
-		}
+	}
+	// Digits with at most one point: no sign, exponent, NaN or Inf.
+	if t == "" || strings.Trim(t, "0123456789.") != "" || strings.Count(t, ".") > 1 || t == "." {
+		return bad("not a number")
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 || v*float64(mult) > float64(1<<50) {
-		return 0, &InputError{Msg: fmt.Sprintf("bad size %q", s), Fix: "use auto, or a number with K, M, G or T, such as 8G"}
+	if err != nil {
+		return bad("not a number")
 	}
-	return int64(v * float64(mult)), nil
+	bytes := v * float64(mult)
+	switch {
+	case bytes != math.Trunc(bytes):
+		return bad("not a whole number of bytes")
+	case bytes < float64(minDiskSize):
+		return bad(fmt.Sprintf("smaller than %s, the least a bootable disk needs", FormatSize(minDiskSize)))
+	case bytes > float64(maxDiskSize):
+		return bad(fmt.Sprintf("larger than %s", FormatSize(maxDiskSize)))
+	}
+	return int64(bytes), nil
 }
 
 // FormatSize prints bytes in the largest binary unit that keeps one decimal.

@@ -1,10 +1,13 @@
 package exporter
 
 import (
-	"archive/tar"
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/exporter/rootfs"
 )
 
 func TestLayoutHybrid(t *testing.T) {
@@ -77,15 +80,18 @@ func TestSfdiskScript(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"auto": 0, "8G": 8 << 30, "512M": 512 << 20, "1.5G": 3 << 29, "2GiB": 2 << 30, "1T": 1 << 40, "4096": 4096} {
+	for in, want := range map[string]int64{"auto": 0, "": 0, "8G": 8 << 30, "512M": 512 << 20, "1.5G": 3 << 29, "2GiB": 2 << 30, "1T": 1 << 40, "67108864": 64 << 20, " 100 mb ": 100 << 20} {
 		got, err := ParseSize(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"big", "-1G", "0", "1X"} {
-		if _, err := ParseSize(bad); err == nil {
-			t.Errorf("ParseSize(%q) accepted", bad)
+	for bad, why := range map[string]string{"big": "not a number", "-1G": "not a number", "0": "smaller than", "1X": "not a number",
+		"nan": "not a number", "NaN": "not a number", "inf": "not a number", "+Inf": "not a number", "0.1": "not a whole number",
+		"0.5M": "smaller than", "0.1G": "not a whole number", "1e3G": "not a number", "4096": "smaller than", "65T": "larger than", "1.2.3G": "not a number"} {
+		_, err := ParseSize(bad)
+		if err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "fix:") {
+			t.Errorf("ParseSize(%q): %v, want %q", bad, err, why)
 		}
 	}
 }
@@ -124,12 +130,11 @@ func TestDeriveIDs(t *testing.T) {
 }
 
 func TestEstimate(t *testing.T) {
-	inv := newInventory()
-	inv.add("", &tar.Header{Typeflag: tar.TypeDir})
-	for i := range 20000 {
-		inv.add("usr/share/f"+string(rune('a'+i%26)), &tar.Header{Typeflag: tar.TypeReg, Size: 30000})
+	src := &fakeInventory{entries: 20001, dirs: 1, content: 20000 * 30000, blocks: 20000 * 8}
+	e, err := Estimate(src.inv(), 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e := Estimate(inv)
 	content := int64(20000) * 32768
 	if e.Content < content || e.Min < e.Content || e.Auto <= e.Min {
 		t.Errorf("estimate out of order: %+v", e)
@@ -143,29 +148,42 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
-func TestVersionLessAndFindBoot(t *testing.T) {
-	if !versionLess("5.15.0-9-generic", "5.15.0-10-generic") || versionLess("6.1.0-10", "6.1.0-9") || !versionLess("6.1", "6.10") {
-		t.Error("version order")
+// Absurd inventories (what a hostile header could declare) are refused at
+// once, never looped over.
+func TestEstimateAbsurd(t *testing.T) {
+	for _, f := range []fakeInventory{{entries: 1, blocks: 1 << 52}, {entries: 1 << 40, blocks: 1}, {entries: 1, blocks: math.MaxInt64 - 10}} {
+		start := time.Now()
+		if _, err := Estimate(f.inv(), 0); err == nil || !strings.Contains(err.Error(), "c2vm's limit") {
+			t.Errorf("%+v: %v", f, err)
+		}
+		if time.Since(start) > 100*time.Millisecond {
+			t.Errorf("%+v took %s", f, time.Since(start))
+		}
 	}
-	inv := newInventory()
-	for _, n := range []string{"boot/vmlinuz-6.1.0-9-amd64", "boot/initrd.img-6.1.0-9-amd64", "boot/vmlinuz-6.1.0-10-amd64", "boot/initrd.img-6.1.0-10-amd64", "boot/vmlinuz-7.0-noinitrd"} {
-		inv.add(n, &tar.Header{Typeflag: tar.TypeReg})
+}
+
+type fakeInventory struct{ entries, dirs, content, blocks int64 }
+
+func (f fakeInventory) inv() *rootfs.Inventory {
+	return &rootfs.Inventory{Entries: f.entries, Dirs: f.dirs, Content: f.content, Blocks: f.blocks}
+}
+
+func TestGrubConfigQuotes(t *testing.T) {
+	bf := rootfs.BootFiles{Stable: [][2]string{{"vmlinuz", "initrd.img"}}, Kernel: "boot/vmlinuz-6.1.0-10-amd64", Initrd: "boot/initrd.img-6.1.0-10-amd64"}
+	args, err := ParseCmdline(`quiet foo="a b" it's $x;reboot`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	inv.add("vmlinuz", &tar.Header{Typeflag: tar.TypeSymlink, Linkname: "boot/vmlinuz-6.1.0-10-amd64"})
-	inv.add("initrd.img", &tar.Header{Typeflag: tar.TypeSymlink, Linkname: "/boot/initrd.img-6.1.0-10-amd64"})
-	inv.add("boot/vmlinuz", &tar.Header{Typeflag: tar.TypeSymlink, Linkname: "vmlinuz-dangling"})
-	bf, ok := inv.FindBoot()
-	if !ok || bf.Kernel != "boot/vmlinuz-6.1.0-10-amd64" || bf.Initrd != "boot/initrd.img-6.1.0-10-amd64" {
-		t.Errorf("newest kernel: %+v", bf)
-	}
-	if len(bf.Stable) != 1 || bf.Stable[0][0] != "vmlinuz" {
-		t.Errorf("stable symlinks: %+v (a dangling one must not count)", bf.Stable)
-	}
-	cfg := grubConfig("u-u-i-d", bf, "quiet")
-	for _, want := range []string{"search --no-floppy --fs-uuid --set=root u-u-i-d", "if [ -e /vmlinuz -a -e /initrd.img ]",
-		"linux /boot/vmlinuz-6.1.0-10-amd64 root=UUID=u-u-i-d rw console=tty0 console=ttyS0,115200 quiet", "\tfi\n"} {
+	cfg := grubConfig("u-u-i-d", bf, args)
+	for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'", "if [ -e '/vmlinuz' -a -e '/initrd.img' ]",
+		`linux '/boot/vmlinuz-6.1.0-10-amd64' 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot'`, "\tfi\n"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	for _, bad := range []string{"quiet\nmenuentry x {", "a\x00b", "unterminated \"quote", strings.Repeat("x", 2000)} {
+		if _, err := ParseCmdline(bad); err == nil {
+			t.Errorf("cmdline %q accepted", bad)
 		}
 	}
 }

@@ -59,6 +59,9 @@ func parseOptions(args map[string]string) (settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("C2VM_FIRMWARE: %w", err)
 	}
+	if _, err := exporter.ParseCmdline(get("C2VM_KERNEL_CMDLINE")); err != nil {
+		return s, fmt.Errorf("C2VM_KERNEL_CMDLINE: %w", err)
+	}
 	host := get("C2VM_HOSTNAME")
 	if !hostnameRE.MatchString(host) {
 		return s, fmt.Errorf("C2VM_HOSTNAME %q is not a valid hostname: use letters, digits and inner hyphens, at most 63", host)

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/spf13/cobra"
 )
 
@@ -35,12 +36,16 @@ No root, loop device or mount is needed.`,
 			if err != nil {
 				return err
 			}
-			src, err := exporter.OpenSource(args[0])
+			cl, err := exporter.ParseCmdline(cmdline)
+			if err != nil {
+				return err
+			}
+			src, err := rootfs.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			opts := exporter.Options{OutDir: out, Formats: formats, Size: sz, Firmware: fw, Cmdline: cmdline}
+			opts := exporter.Options{OutDir: out, Formats: formats, Size: sz, Firmware: fw, Cmdline: cl}
 			if !quiet {
 				opts.Log = os.Stderr
 			}

@@ -49,11 +49,7 @@ func (t *tree) add(l int32, ord int32, h *tar.Header, segs []Segment) error {
 	if err != nil {
 		return err
 	}
-	xb := 0
-	for _, x := range xs {
-		xb += len(x.Name) + len(x.Value)
-	}
-	m := headerMeta(h, kind, segs, xb)
+	m := headerMeta(h, kind, segs, xattrInline(xs))
 	if name == "" {
 		if kind != KindDir {
 			return fmt.Errorf("entry %s (a %s) would replace the root directory", quote(h.Name), kind)

@@ -1,28 +1,37 @@
 package rootfs
 
-import "math"
+import (
+	"math"
 
-// Upper bounds of the ext4 blocks (4 KiB) an entry takes beyond its inode.
-// They are deliberately pessimistic: an estimate short by one block fails
-// the whole assembly, one long by a few MiB costs nothing.
+	"github.com/c2vm/c2vm/exporter/ext4"
+)
+
+// Upper bounds of the ext4 blocks (4 KiB) an entry takes beyond its inode,
+// from what a node keeps (counts, not maps). They are deliberately
+// pessimistic: an estimate short by one block fails the whole assembly,
+// one long by a few MiB costs nothing. Directories use ext4's own bound.
 
 const (
 	blockSize   = 4096
 	fastLinkMax = 60 // shorter symlink targets live in the inode
-	// A 256-byte inode keeps about 96 bytes of xattrs in place.
+	// xattrs live in the inode while they fit its 96 spare bytes.
 	inodeXattrSpace = 96
 	extentMax       = 32768 // blocks per extent
 	extentsInInode  = 4
 	extentsPerBlock = (blockSize - 12) / 12
 )
 
-// fileBlocks bounds a regular file's data and extent-tree blocks.
-func fileBlocks(data, segs int64) int64 {
+// fileBlocks bounds a regular file's data and extent-tree blocks given its
+// data bytes and segments (1 for a dense file).
+func fileBlocks(data, segs int64, sparse bool) int64 {
 	if data == 0 {
 		return 0
 	}
-	blocks := (data+blockSize-1)/blockSize + max(segs-1, 0) // partial blocks at segment edges
-	// Extents: one per segment, split at the maximum extent length and at
+	blocks := (data + blockSize - 1) / blockSize
+	if sparse {
+		blocks += 2 * segs // a segment may straddle a block at each end
+	}
+	// Extents: one per run, split at the maximum extent length and at
 	// group metadata (about once per 128 MiB).
 	extents := segs + 2*(blocks/extentMax+1)
 	if extents > extentsInInode {
@@ -32,21 +41,21 @@ func fileBlocks(data, segs int64) int64 {
 }
 
 // dirBlocks bounds a directory with n children whose names total nameBytes.
-func dirBlocks(n, nameBytes int64) int64 {
-	// Entries are 8 bytes plus the name padded to 4; "." and ".." take 24;
-	// a block loses 12 bytes to its checksum tail and up to one entry to
-	// packing.
-	bytes := 24 + 8*n + nameBytes + 3*n
-	blocks := (bytes + blockSize - 12 - 264 - 1) / (blockSize - 12 - 264)
-	if blocks > 1 {
-		// htree: its root block, index blocks, and half-full leaves after
-		// splits.
-		blocks = 2*blocks + 1 + blocks/500
-	}
-	return blocks
-}
+func dirBlocks(n, nameBytes int64) int64 { return ext4.DirBlocks(n, nameBytes) }
 
-func xattrNeedsBlock(bytes int64) bool { return bytes > inodeXattrSpace/2 }
+// xattrInline is what an entry's xattrs take in the inode: a 4-byte header
+// and end marker, and per attribute 16 bytes plus name and value padded to
+// 4 (the name counted whole, a bound of ext4's prefix-stripped suffix).
+func xattrInline(xs []Xattr) int {
+	if len(xs) == 0 {
+		return 0
+	}
+	n := 8
+	for _, x := range xs {
+		n += 16 + (len(x.Name)+3)&^3 + (len(x.Value)+3)&^3
+	}
+	return n
+}
 
 // checkedSum adds without overflowing.
 type checkedSum struct{ overflow bool }

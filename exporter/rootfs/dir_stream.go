@@ -79,7 +79,7 @@ func (s *dirSource) scanOne(rel string, dirfd int, name string, st *unix.Stat_t)
 				return m, "", false, err
 			}
 			if segs != nil {
-				m.data, m.segs = 0, int32(len(segs))
+				m.data, m.segs, m.sparse = 0, int32(len(segs)), true
 				for _, sg := range segs {
 					m.data += sg.Len
 				}
@@ -90,9 +90,7 @@ func (s *dirSource) scanOne(rel string, dirfd int, name string, st *unix.Stat_t)
 	if err != nil {
 		return m, "", false, err
 	}
-	for _, x := range xs {
-		m.xattrs += int32(len(x.Name) + len(x.Value))
-	}
+	m.xattrs = int32(xattrInline(xs))
 	return m, link, false, nil
 }
 

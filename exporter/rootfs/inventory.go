@@ -50,11 +50,11 @@ func (inv *Inventory) add(name string, m *meta, link string, hardlink bool) {
 		inv.Dirs++
 	case m.kind == KindReg:
 		inv.sum.add(&inv.Content, m.data)
-		inv.sum.add(&inv.Blocks, fileBlocks(m.data, int64(m.segs)))
+		inv.sum.add(&inv.Blocks, fileBlocks(m.data, int64(m.segs), m.sparse))
 	case m.kind == KindSymlink && m.linkLen >= fastLinkMax:
 		inv.sum.add(&inv.Blocks, 1)
 	}
-	if !hardlink && xattrNeedsBlock(int64(m.xattrs)) {
+	if !hardlink && m.xattrs > inodeXattrSpace {
 		inv.sum.add(&inv.Blocks, 1)
 	}
 	if bootRelevant(name) && len(inv.Boot) < maxBootEntries {

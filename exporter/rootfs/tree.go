@@ -32,12 +32,13 @@ type meta struct {
 	mtime    int64 // Unix seconds
 	uid, gid uint32
 	nsec     int32
-	xattrs   int32 // bytes of xattrs, for sizing
+	xattrs   int32 // bytes xattrs take in the inode, for sizing
 	segs     int32 // data segments of a regular file
 	linkLen  int32 // length of a symlink's target
 	mode     uint16
 	kind     Kind
 	fromPAX  bool // the header has xattrs to read again in pass two
+	sparse   bool
 }
 
 func (m *meta) time() time.Time { return time.Unix(m.mtime, int64(m.nsec)) }
@@ -287,13 +288,14 @@ func (t *tree) keepLink(n *node, target string) error {
 
 // headerMeta builds a node's metadata from a header.
 func headerMeta(h *tar.Header, kind Kind, segs []Segment, xattrBytes int) meta {
+	// xattrBytes is xattrInline of the entry's xattrs.
 	m := meta{kind: kind, mode: uint16(h.Mode & 0o7777), uid: uint32(h.Uid), gid: uint32(h.Gid),
 		mtime: h.ModTime.Unix(), nsec: int32(h.ModTime.Nanosecond()), xattrs: int32(xattrBytes),
 		linkLen: int32(len(h.Linkname)), fromPAX: xattrBytes > 0}
 	if kind == KindReg {
 		m.size, m.data, m.segs = h.Size, h.Size, 1
 		if segs != nil {
-			m.data, m.segs = 0, int32(len(segs))
+			m.data, m.segs, m.sparse = 0, int32(len(segs)), true
 			for _, s := range segs {
 				m.data += s.Len
 			}

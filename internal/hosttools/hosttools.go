@@ -53,11 +53,19 @@ func Look(name string) (string, error) {
 // Run executes a tool with arguments passed as a list (never through a
 // shell) and folds its output into the error when it fails.
 func Run(ctx context.Context, stdin []byte, env []string, name string, args ...string) error {
+	return RunIn(ctx, "", stdin, env, name, args...)
+}
+
+// RunIn is Run in directory dir, so that callers can name files relative to
+// it: a user's path (spaces, '?', '@@', ':', ',') never reaches a tool's own
+// file-name syntax.
+func RunIn(ctx context.Context, dir string, stdin []byte, env []string, name string, args ...string) error {
 	p, err := Look(name)
 	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, p, args...)
+	cmd.Dir = dir
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

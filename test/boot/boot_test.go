@@ -9,7 +9,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"os/user"
@@ -284,29 +286,65 @@ func TestFormats(t *testing.T) {
 }
 
 // TestStoppedRunLeavesNoDisk stops assembly midway: SIGTERM cleans up
-// everything, SIGKILL at least leaves no linux.img.
+// everything; SIGKILL, at 20 random points of the run, never leaves a
+// linux.img (outputs appear by rename, linux.img last).
 func TestStoppedRunLeavesNoDisk(t *testing.T) {
 	_, tarball := fixture(t)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		out := outDir(t, sig.String())
+	out := outDir(t, "SIGTERM")
+	cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "qcow2", tarball)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("SIGTERM: assembly finished before the signal; cannot test")
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("SIGTERM left %d entries, e.g. %s", len(entries), entries[0].Name())
+	}
+	// How long a whole run takes, to spread the kills over it.
+	start := time.Now()
+	full := outDir(t, "full")
+	assemble(t, nil, "-o", full, "--format", "qcow2", tarball)
+	whole := time.Since(start)
+	r := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := range 20 {
+		out := outDir(t, fmt.Sprintf("SIGKILL-%d", i))
 		cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "qcow2", tarball)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1500 * time.Millisecond)
-		cmd.Process.Signal(sig)
-		if err := cmd.Wait(); err == nil {
-			t.Fatalf("%v: assembly finished before the signal; cannot test", sig)
+		at := time.Duration(r.Int63n(int64(whole)))
+		time.Sleep(at)
+		cmd.Process.Kill()
+		finished := cmd.Wait() == nil
+		_, img := os.Stat(filepath.Join(out, "linux.img"))
+		_, qcow := os.Stat(filepath.Join(out, "linux.qcow2"))
+		switch {
+		case finished && (img != nil || qcow != nil):
+			t.Errorf("kill %d at %s: the run finished but its outputs are missing", i, at)
+		case !finished && img == nil:
+			t.Errorf("kill %d at %s: linux.img exists after a killed run", i, at)
 		}
-		for _, name := range []string{"linux.img", "linux.qcow2"} {
-			if _, err := os.Stat(filepath.Join(out, name)); err == nil {
-				t.Errorf("%v: %s exists after a stopped run", sig, name)
-			}
-		}
-		if sig == syscall.SIGTERM {
-			if entries, _ := os.ReadDir(out); len(entries) != 0 {
-				t.Errorf("SIGTERM left %d entries, e.g. %s", len(entries), entries[0].Name())
-			}
-		}
+	}
+}
+
+// TestFullOutputFilesystem assembles into a small tmpfs: one clear error,
+// nothing left behind.
+func TestFullOutputFilesystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs in a private mount namespace")
+	}
+	_, tarball := fixture(t)
+	dir := outDir(t, "tmpfs")
+	script := `mount -t tmpfs -o size=100m tmpfs "$1" && "$2" assemble -o "$1/out" "$3"; rc=$?; ls -A "$1/out" 2>/dev/null; exit $rc`
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir, c2vm, tarball).CombinedOutput()
+	s := string(out)
+	if err == nil || strings.Count(s, "c2vm:") != 1 || !strings.Contains(s, "is full") || !strings.Contains(s, "fix:") {
+		t.Fatalf("want one clear error about the full filesystem, got %v:\n%s", err, tail(s, 2000))
+	}
+	if lines := strings.Split(strings.TrimSpace(s[strings.LastIndex(s, "fix:"):]), "\n"); len(lines) > 1 {
+		t.Errorf("left behind: %v", lines[1:])
 	}
 }
