@@ -2,6 +2,9 @@ package bootstrap
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,10 +100,14 @@ func TestInstallSteps(t *testing.T) {
 	}
 }
 
-func TestConfigure(t *testing.T) {
-	ops := llbtest.Ops(t, Configure(llb.Image("docker.io/library/x"), Options{Hostname: "box1"}))
-	files := map[string]string{}
-	var removed, links []string
+var tools = llb.Image("127.0.0.1:5000/c2vm:dev")
+
+func configured(t *testing.T, o Options, g Guest) []*pb.Op {
+	return llbtest.Ops(t, Configure(llb.Image("docker.io/library/x"), tools, o, g))
+}
+
+func fileOps(ops []*pb.Op) (files map[string]string, removed, links []string) {
+	files = map[string]string{}
 	for _, a := range llbtest.FileActions(ops) {
 		switch {
 		case a.GetMkfile() != nil:
@@ -111,6 +118,12 @@ func TestConfigure(t *testing.T) {
 			links = append(links, a.GetSymlink().Newpath)
 		}
 	}
+	return files, removed, links
+}
+
+func TestConfigure(t *testing.T) {
+	ops := configured(t, Options{Hostname: "box1"}, Guest{Systemd: true, Resolved: true})
+	files, removed, links := fileOps(ops)
 	if files["/etc/hostname"] != "box1\n" || !strings.Contains(files["/etc/hosts"], "127.0.1.1\tbox1") {
 		t.Errorf("hostname not set: %q %q", files["/etc/hostname"], files["/etc/hosts"])
 	}
@@ -131,19 +144,30 @@ func TestConfigure(t *testing.T) {
 			t.Errorf("%s not linked", p)
 		}
 	}
-	lock := llbtest.Execs(ops)
-	script := strings.Join(lock[0].Meta.Args, " ")
-	if len(lock) != 1 || !strings.Contains(script, "usermod -p '!' root") || lock[0].Network != pb.NetMode_NONE {
-		t.Errorf("root not locked: %+v", lock)
+	execs := llbtest.Execs(ops)
+	if len(execs) != 1 || strings.Join(execs[0].Meta.Args, " ") != "c2vm guest-config --root /target" || execs[0].Network != pb.NetMode_NONE {
+		t.Fatalf("root not locked by c2vm's own step: %+v", execs)
 	}
-	if !strings.Contains(script, "rm -f /etc/ssh/ssh_host_*_key") {
-		t.Errorf("ssh host keys kept: %s", script)
+	if len(llbtest.IgnoreCache(t, Configure(llb.Image("docker.io/library/x"), tools, Options{}, Guest{}))) != 0 {
+		t.Error("locking root never comes from cache; it need not re-run")
+	}
+}
+
+// An image with its own kernel and init keeps its fstab; without systemd
+// it gets no units, without systemd-resolved its resolv.conf stays.
+func TestConfigureOwnBoot(t *testing.T) {
+	files, _, links := fileOps(configured(t, Options{Hostname: "h"}, Guest{OwnBoot: true}))
+	if _, ok := files["/etc/fstab"]; ok {
+		t.Error("fstab replaced on an image that brought its own boot")
+	}
+	if len(links) != 0 || files["/etc/hostname"] != "h\n" {
+		t.Errorf("links %v, hostname %q", links, files["/etc/hostname"])
 	}
 }
 
 func TestRootPasswordFromSecret(t *testing.T) {
-	ops := llbtest.Ops(t, Configure(llb.Image("docker.io/library/x"), Options{RootPasswordSecret: "rootpw"}))
-	e := llbtest.Execs(ops)[0]
+	st := Configure(llb.Image("docker.io/library/x"), tools, Options{RootPasswordSecret: "rootpw"}, Guest{})
+	e := llbtest.Execs(llbtest.Ops(t, st))[0]
 	var secret *pb.Mount
 	for _, m := range e.Mounts {
 		if m.MountType == pb.MountType_SECRET {
@@ -153,9 +177,45 @@ func TestRootPasswordFromSecret(t *testing.T) {
 	if secret == nil || secret.SecretOpt.ID != "rootpw" || secret.SecretOpt.Optional {
 		t.Fatalf("secret mount %+v", secret)
 	}
+	if !slices.Contains(e.Meta.Args, "--root-password-file") {
+		t.Errorf("args %v", e.Meta.Args)
+	}
 	for _, env := range e.Meta.Env {
 		if strings.Contains(env, "rootpw") {
 			t.Errorf("secret id leaks into env: %s", env)
 		}
+	}
+	// Secret contents are not in the cache key: this step must never be
+	// served from cache.
+	if ic := llbtest.IgnoreCache(t, st); len(ic) != 1 || ic[0] != e && !slices.Contains(ic[0].Meta.Args, "--root-password-file") {
+		t.Errorf("the root password step can come from cache: %d ops ignore it", len(ic))
+	}
+}
+
+// The install script's checks for a kernel and an initramfs hold with two
+// kernels in /boot (a glob under test -e made dash fail) and fail with none.
+func TestInstallChecksWithTwoKernels(t *testing.T) {
+	var checks []string
+	for _, l := range strings.Split(debian{}.installScript("amd64"), "\n") {
+		if strings.Contains(l, "/boot/vmlinuz-*") || strings.Contains(l, "/boot/initrd.img-*") {
+			checks = append(checks, l)
+		}
+	}
+	if len(checks) != 2 {
+		t.Fatalf("checks: %q", checks)
+	}
+	run := func(files ...string) error {
+		dir := t.TempDir()
+		for _, f := range files {
+			os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+		}
+		script := strings.ReplaceAll(strings.Join(checks, "\n"), "/boot/", dir+"/")
+		return exec.Command("/bin/sh", "-c", "set -eu\n"+script).Run()
+	}
+	if err := run("vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "initrd.img-6.1.0-9-amd64", "initrd.img-6.1.0-10-amd64"); err != nil {
+		t.Errorf("two kernels: %v", err)
+	}
+	if err := run("initrd.img-6.1.0-9-amd64"); err == nil {
+		t.Error("no kernel passed the check")
 	}
 }

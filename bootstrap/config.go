@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/moby/buildkit/client/llb"
 )
@@ -47,8 +48,22 @@ var enable = [][2]string{
 	{"/etc/systemd/system/c2vm-ssh-keygen.service", "/etc/systemd/system/multi-user.target.wants/c2vm-ssh-keygen.service"},
 }
 
-// Configure writes the guest configuration layer.
-func Configure(st llb.State, o Options) llb.State {
+// Guest says what the target already has, which decides what Configure
+// may touch: an image that brings its own kernel and init keeps its own
+// fstab, and gets systemd's network and console set-up only if it runs
+// systemd.
+type Guest struct {
+	Systemd  bool // /lib/systemd/systemd is its init
+	Resolved bool // systemd-resolved is installed: /etc/resolv.conf may point at its stub
+	OwnBoot  bool // it brought its own kernel and init; c2vm installed nothing
+}
+
+// Configure writes the guest configuration: files through BuildKit's file
+// operations (which resolve paths inside the target), then c2vm's own
+// guest-config step, run from the tools image over the target, for what
+// needs code: removing baked SSH host keys and locking root or setting its
+// password from a secret — no tool of the image is used.
+func Configure(st, tools llb.State, o Options, g Guest) llb.State {
 	hostname := o.Hostname
 	if hostname == "" {
 		hostname = "c2vm"
@@ -57,39 +72,55 @@ func Configure(st llb.State, o Options) llb.State {
 	rm := llb.WithAllowNotFound(true)
 	fa := llb.Mkfile("/etc/hostname", 0o644, []byte(hostname+"\n")).
 		Mkfile("/etc/hosts", 0o644, []byte(hosts)).
-		Mkfile("/etc/fstab", 0o644, []byte(fstab)).
 		// An empty machine-id: each VM makes its own at first boot, so
 		// DHCP leases and journals differ between machines.
 		Mkfile("/etc/machine-id", 0o444, nil).
 		Rm("/var/lib/dbus/machine-id", rm).
 		Rm("/.dockerenv", rm).
-		Rm("/usr/sbin/policy-rc.d", rm).
-		Rm("/etc/resolv.conf", rm).
-		Symlink("../run/systemd/resolve/stub-resolv.conf", "/etc/resolv.conf").
-		Mkdir("/etc/systemd/network", 0o755, llb.WithParents(true)).
-		Mkfile("/etc/systemd/network/80-c2vm-dhcp.network", 0o644, []byte(dhcpNetwork)).
-		Mkfile("/etc/systemd/system/c2vm-ssh-keygen.service", 0o644, []byte(sshKeygenUnit))
-	for _, e := range enable {
-		fa = fa.Mkdir(path.Dir(e[1]), 0o755, llb.WithParents(true)).
-			Rm(e[1], rm).
-			Symlink(e[0], e[1])
+		Rm("/usr/sbin/policy-rc.d", rm)
+	if !g.OwnBoot {
+		fa = fa.Mkfile("/etc/fstab", 0o644, []byte(fstab))
+	}
+	if g.Resolved {
+		fa = fa.Rm("/etc/resolv.conf", rm).
+			Symlink("../run/systemd/resolve/stub-resolv.conf", "/etc/resolv.conf")
+	}
+	if g.Systemd {
+		fa = fa.Mkdir("/etc/systemd/network", 0o755, llb.WithParents(true)).
+			Mkfile("/etc/systemd/network/80-c2vm-dhcp.network", 0o644, []byte(dhcpNetwork)).
+			Mkdir("/etc/systemd/system", 0o755, llb.WithParents(true)).
+			Mkfile("/etc/systemd/system/c2vm-ssh-keygen.service", 0o644, []byte(sshKeygenUnit))
+		for _, e := range enable {
+			if !g.Resolved && strings.Contains(e[0], "resolved") {
+				continue
+			}
+			fa = fa.Mkdir(path.Dir(e[1]), 0o755, llb.WithParents(true)).
+				Rm(e[1], rm).
+				Symlink(e[0], e[1])
+		}
 	}
 	st = st.File(fa, o.constraints("configure guest")...)
+	return accounts(st, tools, o)
+}
 
-	// Root stays locked unless a secret gives its password hash; a build
-	// arg would land in the image's provenance. SSH host keys are removed
-	// here too (a FileOp wildcard fails where /etc/ssh does not exist): every
-	// machine makes its own at first boot.
-	const noKeys = "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub && "
-	script, name := noKeys+"usermod -p '!' root", "lock root account"
+// accounts runs `c2vm guest-config` over the target. Root stays locked
+// unless a secret gives its password hash (a build arg would land in the
+// image's provenance). Secret contents are not part of BuildKit's cache key,
+// so that step never comes from cache: a changed hash, or another build
+// with the same secret id, must not reuse an old layer.
+func accounts(st, tools llb.State, o Options) llb.State {
+	const target, secret = "/target", "/run/secrets/c2vm-root"
+	args := []string{"c2vm", "guest-config", "--root", target}
+	name := "lock root account"
 	var opts []llb.RunOption
 	if o.RootPasswordSecret != "" {
-		script, name = noKeys+`h=$(cat /run/secrets/c2vm-root) && test -n "$h" && usermod -p "$h" root`, "set root password"
-		opts = append(opts, llb.AddSecret("/run/secrets/c2vm-root", llb.SecretID(o.RootPasswordSecret)))
+		args = append(args, "--root-password-file", secret)
+		name = "set root password"
+		opts = append(opts, llb.AddSecret(secret, llb.SecretID(o.RootPasswordSecret)), llb.IgnoreCache)
 	}
 	for _, c := range o.constraints(name) {
 		opts = append(opts, c)
 	}
-	opts = append(opts, llb.Args([]string{"/bin/sh", "-c", script}), llb.Network(llb.NetModeNone))
-	return st.Run(opts...).Root()
+	opts = append(opts, llb.Args(args), llb.Network(llb.NetModeNone))
+	return tools.Run(opts...).AddMount(target, st)
 }

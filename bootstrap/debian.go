@@ -59,8 +59,10 @@ func (d debian) installScript(arch string) string {
 		// below, once.
 		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra", d.kernelPackage(arch)),
 		"for k in /lib/modules/*; do v=${k##*/}; [ -e /boot/initrd.img-$v ] || update-initramfs -c -k \"$v\"; done",
-		"test -e /boot/vmlinuz-* || { echo 'no kernel in /boot after installing it' >&2; exit 1; }",
-		"test -e /boot/initrd.img-* || { echo 'no initramfs in /boot after installing the kernel' >&2; exit 1; }",
+		// A glob may match several kernels (the image had one): count, do
+		// not test -e, which takes one operand.
+		"ls /boot/vmlinuz-* >/dev/null 2>&1 || { echo 'no kernel in /boot after installing it' >&2; exit 1; }",
+		"ls /boot/initrd.img-* >/dev/null 2>&1 || { echo 'no initramfs in /boot after installing the kernel' >&2; exit 1; }",
 	}, "\n")
 }
 

@@ -103,7 +103,7 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		}
 		bo := set.bootstrap
 		bo.Arch, bo.CacheNS = p.Architecture, bc.CacheIDNamespace
-		rootfs, err := bootable(ctx, c, dfRes.State, p, bo)
+		rootfs, err := bootable(ctx, c, dfRes.State, tools, p, bo)
 		if err != nil {
 			return nil, err
 		}
@@ -136,26 +136,26 @@ func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platfo
 	return r.SingleRef()
 }
 
-// bootable returns the target made bootable: used as is when it already has
-// a kernel and an init, otherwise with the distribution's recipe applied and
-// the guest configured.
-func bootable(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bo bootstrap.Options) (llb.State, error) {
+// bootable returns the target made bootable and configured: an image that
+// brings its own kernel and init gets the distribution-neutral part of
+// guest configuration; a supported distribution gets a kernel, init and
+// initramfs first.
+func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocispecs.Platform, bo bootstrap.Options) (llb.State, error) {
 	ref, err := solve(ctx, c, st, p, nil)
 	if err != nil {
 		return llb.State{}, err
 	}
 	osr := bootstrap.ParseOSRelease(readOSRelease(ctx, ref))
-	recipe, recipeErr := bootstrap.For(osr)
 	if hasKernelAndInit(ctx, ref) {
-		if recipeErr != nil {
-			return st, nil
-		}
-		return bootstrap.Configure(st, bo), nil
+		g := bootstrap.Guest{OwnBoot: true, Systemd: hasAny(ctx, ref, "/lib/systemd/systemd", "/usr/lib/systemd/systemd"),
+			Resolved: hasAny(ctx, ref, "/lib/systemd/systemd-resolved", "/usr/lib/systemd/systemd-resolved")}
+		return bootstrap.Configure(st, tools, bo, g), nil
 	}
-	if recipeErr != nil {
-		return llb.State{}, recipeErr
+	recipe, err := bootstrap.For(osr)
+	if err != nil {
+		return llb.State{}, err
 	}
-	out := bootstrap.Configure(recipe.Install(st, bo), bo)
+	out := bootstrap.Configure(recipe.Install(st, bo), tools, bo, bootstrap.Guest{Systemd: true, Resolved: true})
 	// Evaluate here so that a failing install is reported as such.
 	if err := evaluate(ctx, c, out, p); err != nil {
 		return llb.State{}, &BootstrapError{OS: osr.Name(), Step: "install kernel (" + recipe.Name() + ")", Err: err}
@@ -209,7 +209,12 @@ func hasKernelAndInit(ctx context.Context, ref client.Reference) bool {
 	if err != nil || len(entries) == 0 {
 		return false
 	}
-	for _, p := range []string{"/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd"} {
+	return hasAny(ctx, ref, "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd")
+}
+
+// hasAny reports whether the target has one of the paths.
+func hasAny(ctx context.Context, ref client.Reference, paths ...string) bool {
+	for _, p := range paths {
 		if _, err := ref.StatFile(ctx, client.StatRequest{Path: p}); err == nil {
 			return true
 		}

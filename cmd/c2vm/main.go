@@ -3,12 +3,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/c2vm/c2vm/frontend"
+	"github.com/c2vm/c2vm/vmrun"
 	"github.com/moby/buildkit/frontend/gateway/grpcclient"
 	"github.com/spf13/cobra"
 )
@@ -32,8 +34,13 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(assembleCmd(), runCmd(), buildCmd())
+	root.AddCommand(assembleCmd(), runCmd(), buildCmd(), guestConfigCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
+		// c2vm run of an app-mode disk exits with the program's code.
+		var exit *vmrun.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.Code)
+		}
 		fmt.Fprintf(os.Stderr, "c2vm: %v\n", err)
 		os.Exit(1)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Ops marshals st and returns its ops with their digests, in definition order.
@@ -59,6 +60,27 @@ func FileActions(ops []*pb.Op) []*pb.FileAction {
 	for _, op := range ops {
 		if f := op.GetFile(); f != nil {
 			out = append(out, f.Actions...)
+		}
+	}
+	return out
+}
+
+// IgnoreCache returns the exec ops whose metadata says never to use the
+// cache for them.
+func IgnoreCache(t *testing.T, st llb.State) []*pb.ExecOp {
+	t.Helper()
+	def, err := st.Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*pb.ExecOp
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.Unmarshal(dt); err != nil {
+			t.Fatal(err)
+		}
+		if md, ok := def.Metadata[digest.FromBytes(dt)]; ok && md.IgnoreCache && op.GetExec() != nil {
+			out = append(out, op.GetExec())
 		}
 	}
 	return out
