@@ -12,12 +12,21 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/c2vm ./cmd/c2vm
 
 FROM debian:trixie-slim
-# trixie's e2fsprogs (1.47.2) reads tar input, with libarchive.
+# The root filesystem is c2vm's own ext4 writer; these write the partition
+# table, the boot loaders, the ESP and the other disk formats.
+# App mode boots images with c2vm's own kernel: Debian's generic kernel
+# (signed, every driver a module), unpacked with its modules where
+# `c2vm assemble --mode app` looks (C2VM_KERNEL_DIR), not installed: no
+# initramfs hook runs, c2vm builds its own initramfs.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      e2fsprogs libarchive13t64 fdisk dosfstools mtools \
-      grub-common grub-pc-bin grub-efi-amd64-bin qemu-utils \
+      fdisk dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin qemu-utils \
+ && cd /tmp \
+ && apt-get download $(apt-cache depends --no-recommends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)/\1/p' | head -n1) \
+ && dpkg -x linux-image-*.deb /usr/lib/c2vm/kernel \
+ && rm -f linux-image-*.deb \
  && rm -rf /var/lib/apt/lists/*
+ENV C2VM_KERNEL_DIR=/usr/lib/c2vm/kernel
 COPY --from=build /out/c2vm /usr/bin/c2vm
 # What the frontend needs from BuildKit: its inputs (named contexts),
 # subrequests (--call outline/targets), and no network for itself.
