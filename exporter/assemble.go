@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/c2vm/c2vm/appinit"
 	"github.com/c2vm/c2vm/exporter/ext4"
 	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/usererr"
 )
 
@@ -30,11 +32,17 @@ type Options struct {
 	Cmdline  []string  // from ParseCmdline
 	Log      io.Writer // progress lines; nil for none
 
+	Mode      Mode            // auto (default), system or app
+	Program   *appinit.Config // app mode: what runs, from the image config
+	KernelDir string          // app mode: where the kernel and modules are (initramfs.FindKernel)
+	Exposed   []string        // the image's EXPOSE ports, for c2vm.json
+
 	start time.Time
 }
 
 // Result says what was written.
 type Result struct {
+	Mode     Mode
 	Files    []string // final paths, linux.img first
 	Layout   *Layout
 	IDs      IDs
@@ -80,32 +88,50 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 	for _, n := range inv.Notes {
 		opts.logf("note: %s", n)
 	}
-	boot, ok := inv.FindBoot()
-	if !ok {
-		return nil, &InputError{Msg: fmt.Sprintf("%s has no kernel and initramfs (looked for /vmlinuz and /initrd.img, /boot/vmlinuz and /boot/initrd.img, /boot/vmlinuz-VERSION with /boot/initrd.img-VERSION)", src),
-			Fix: "install a kernel and an initramfs in the image (Debian/Ubuntu: apt-get install linux-image-amd64 or linux-image-virtual, with initramfs-tools), or build through the c2vm frontend, which adds them"}
-	}
-	logBoot(&opts, boot)
-	est, err := Estimate(inv, 0)
-	if err != nil {
-		return nil, err
-	}
-	rootBytes := est.Auto
-	if opts.Size > 0 {
-		rootBytes = est.Min
-	}
-	layout, err := NewLayout(opts.Firmware, rootBytes, opts.Size)
-	if err != nil {
-		return nil, err
-	}
-	opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", FormatSize(layout.DiskBytes), FormatSize(layout.Root.Size), FormatSize(inv.Content), est.Inodes)
-
-	b := &build{opts: opts, inv: inv, boot: boot, est: est, layout: layout, outDir: outDir}
+	b := &build{opts: opts, inv: inv, outDir: outDir}
 	defer b.cleanup()
+	if err := b.plan(); err != nil {
+		return nil, err
+	}
 	if err := b.run(ctx, src); err != nil {
 		return nil, b.explain(err)
 	}
-	return &Result{Files: b.final, Layout: layout, IDs: b.ids, Estimate: est, Boot: boot}, nil
+	return &Result{Mode: b.mode, Files: b.final, Layout: b.layout, IDs: b.ids, Estimate: b.est, Boot: b.boot}, nil
+}
+
+// plan decides the mode and the boot files, and sizes the disk.
+func (b *build) plan() error {
+	var err error
+	if b.work, err = os.MkdirTemp(b.outDir, ".c2vm-assemble-"); err != nil {
+		return err
+	}
+	b.mode = pickMode(b.opts.Mode, b.inv)
+	var extra int64
+	if b.mode == ModeApp {
+		if b.app, err = prepareApp(&b.opts, b.inv, b.work); err != nil {
+			return err
+		}
+		b.boot, extra = b.app.boot, b.app.bytes
+	} else {
+		var ok bool
+		if b.boot, ok = b.inv.FindBoot(); !ok {
+			return &InputError{Msg: "the image has no kernel and initramfs (looked for /vmlinuz and /initrd.img, /boot/vmlinuz and /boot/initrd.img, /boot/vmlinuz-VERSION with /boot/initrd.img-VERSION)",
+				Fix: "boot it in app mode (--mode app: c2vm's kernel runs the image's program), or install a kernel and an initramfs in the image (Debian/Ubuntu: linux-image-amd64 or linux-image-virtual with initramfs-tools); the c2vm frontend adds them"}
+		}
+		logBoot(&b.opts, b.boot)
+	}
+	if b.est, err = Estimate(b.inv, extra); err != nil {
+		return err
+	}
+	rootBytes := b.est.Auto
+	if b.opts.Size > 0 {
+		rootBytes = b.est.Min
+	}
+	if b.layout, err = NewLayout(b.opts.Firmware, rootBytes, b.opts.Size); err != nil {
+		return err
+	}
+	b.opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", FormatSize(b.layout.DiskBytes), FormatSize(b.layout.Root.Size), FormatSize(b.inv.Content+extra), b.est.Inodes)
+	return nil
 }
 
 // logBoot says which kernel the disk boots.
@@ -149,6 +175,8 @@ func checkTools(opts Options) error {
 type build struct {
 	opts   Options
 	inv    *rootfs.Inventory
+	mode   Mode
+	app    *appParts // app mode's kernel, initramfs and config
 	boot   rootfs.BootFiles
 	est    RootEstimate
 	layout *Layout
@@ -186,11 +214,6 @@ func (b *build) tool(ctx context.Context, stdin []byte, env []string, name strin
 }
 
 func (b *build) run(ctx context.Context, src rootfs.Source) error {
-	var err error
-	b.work, err = os.MkdirTemp(b.outDir, ".c2vm-assemble-")
-	if err != nil {
-		return err
-	}
 	const raw = "linux.img"
 	f, err := os.OpenFile(filepath.Join(b.work, raw), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -276,7 +299,11 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	sink := newRootSink(w, epoch)
 	err = src.Stream(ctx, sink)
 	if err == nil {
-		err = writeExtras(sink, firstBootFiles(b.inv))
+		extras := firstBootFiles(b.inv)
+		if b.app != nil {
+			extras = b.app.files
+		}
+		err = writeExtras(sink, extras)
 	}
 	if err != nil {
 		w.Close() // stops its writer; the output is discarded anyway
@@ -289,7 +316,11 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 
 // writeBoot installs GRUB for the firmwares the disk supports.
 func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
-	cfg := grubConfig(b.ids.RootFS, b.boot, b.opts.Cmdline)
+	cmdline := b.opts.Cmdline
+	if b.mode == ModeApp {
+		cmdline = append(append([]string{}, appCmdline...), cmdline...)
+	}
+	cfg := grubConfig(b.ids.RootFS, b.boot, cmdline)
 	md, err := memdiskTar(cfg)
 	if err != nil {
 		return err
@@ -342,6 +373,15 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 // publish renames the outputs into place, linux.img last, so that a
 // linux.img in the output directory means the run finished.
 func (b *build) publish() error {
+	// c2vm.json before the disks: a linux.img without it would read as a
+	// system disk to c2vm run.
+	meta := diskmeta.Meta{Mode: string(b.mode), Firmware: string(b.opts.Firmware), ExposedPorts: b.opts.Exposed}
+	if err := diskmeta.Write(b.work, meta); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(b.work, diskmeta.FileName), filepath.Join(b.outDir, diskmeta.FileName)); err != nil {
+		return err
+	}
 	names := make([]string, len(b.temps))
 	for i, fm := range b.opts.Formats {
 		names[i] = filepath.Join(b.outDir, fm.FileName())

@@ -39,11 +39,13 @@ func needTools(t *testing.T) {
 	}
 }
 
-// kernelLayer is the smallest tree assembly accepts: a kernel and initramfs.
+// kernelLayer is the smallest tree that assembles as a system: a kernel,
+// an initramfs and an init.
 func kernelLayer() *ocitest.Tar {
 	return ocitest.NewTar().Dir("boot", 0o755).
 		File("boot/vmlinuz-6.1.0-1-amd64", "kernel", 0o644).
-		File("boot/initrd.img-6.1.0-1-amd64", "initrd", 0o644)
+		File("boot/initrd.img-6.1.0-1-amd64", "initrd", 0o644).
+		File("sbin/init", "#!/bin/sh\n", 0o755)
 }
 
 // disk is an assembled image and where its root filesystem starts.
@@ -275,6 +277,8 @@ func TestDirSourceAssemble(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
 	os.WriteFile(filepath.Join(root, "boot/vmlinuz-2"), []byte("k"), 0o644)
 	os.WriteFile(filepath.Join(root, "boot/initrd.img-2"), []byte("i"), 0o644)
+	os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	os.WriteFile(filepath.Join(root, "sbin/init"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(root, "f"), []byte("shared"), 0o644)
 	syscall.Chmod(filepath.Join(root, "f"), 0o4755)
 	os.Link(filepath.Join(root, "f"), filepath.Join(root, "g"))

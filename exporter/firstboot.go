@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -39,11 +41,12 @@ ExecStart=/lib/systemd/systemd-growfs /
 WantedBy=local-fs.target
 `
 
-// extraFile is a file assembly adds to the tree: a directory (no body, no
-// link), a symlink or a regular file.
+// extraFile is a file assembly adds to the tree: a directory (no body,
+// link or src), a symlink, or a regular file with body or the content of
+// the host file src.
 type extraFile struct {
-	name, body, link string
-	mode             uint32
+	name, body, link, src string
+	mode                  uint32
 }
 
 // firstBootFiles returns what to add for first-boot growth, leaving alone
@@ -79,24 +82,38 @@ func writeExtras(sink rootfs.Sink, files []extraFile) error {
 		if f.mode != 0 {
 			e.Mode = f.mode
 		}
-		var data *strings.Reader
+		var err error
 		switch {
 		case f.link != "":
 			e.Kind, e.Link, e.Mode, e.Size = rootfs.KindSymlink, f.link, 0o777, 0
+			err = sink.Add(e, nil)
+		case f.src != "":
+			err = addHostFile(sink, e, f.src)
 		case f.body == "" && f.mode == 0:
 			e.Kind, e.Mode = rootfs.KindDir, 0o755
-		default:
-			data = strings.NewReader(f.body)
-		}
-		var err error
-		if data != nil {
-			err = sink.Add(e, data)
-		} else {
 			err = sink.Add(e, nil)
+		default:
+			err = sink.Add(e, strings.NewReader(f.body))
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addHostFile adds a file of c2vm's own (the app-mode kernel and
+// initramfs) with its content.
+func addHostFile(sink rootfs.Sink, e *rootfs.Entry, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	e.Size = fi.Size()
+	return sink.Add(e, io.LimitReader(f, e.Size))
 }

@@ -37,7 +37,8 @@ func runC2VM(t *testing.T, env []string, args ...string) (error, string) {
 func smallTree(t *testing.T, withKernel bool) string {
 	tr := ocitest.NewTar().Dir("etc", 0o755).File("etc/hostname", "x\n", 0o644)
 	if withKernel {
-		tr.Dir("boot", 0o755).File("boot/vmlinuz-6.1.0-1-amd64", "k", 0o644).File("boot/initrd.img-6.1.0-1-amd64", "i", 0o644)
+		tr.Dir("boot", 0o755).File("boot/vmlinuz-6.1.0-1-amd64", "k", 0o644).File("boot/initrd.img-6.1.0-1-amd64", "i", 0o644).
+			File("sbin/init", "#!/bin/sh\n", 0o755)
 	}
 	p := filepath.Join(t.TempDir(), "rootfs.tar")
 	if err := os.WriteFile(p, tr.Bytes(), 0o644); err != nil {
@@ -49,7 +50,7 @@ func smallTree(t *testing.T, withKernel bool) string {
 // bigTree is a rootfs tar with 40 MB of data: more than a 64M disk holds.
 func bigTree(t *testing.T) string {
 	tr := ocitest.NewTar().Dir("boot", 0o755).File("boot/vmlinuz-6.1.0-1-amd64", "k", 0o644).File("boot/initrd.img-6.1.0-1-amd64", "i", 0o644).
-		File("big", strings.Repeat("x", 40<<20), 0o644)
+		File("sbin/init", "#!/bin/sh\n", 0o755).File("big", strings.Repeat("x", 40<<20), 0o644)
 	p := filepath.Join(t.TempDir(), "big.tar")
 	if err := os.WriteFile(p, tr.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
@@ -81,7 +82,12 @@ func TestBadInput(t *testing.T) {
 		want []string
 	}{
 		{"missing source", nil, []string{"/nonexistent/rootfs"}, []string{"source /nonexistent/rootfs does not exist", "fix:"}},
-		{"no kernel", nil, []string{smallTree(t, false)}, []string{"has no kernel and initramfs", "install a kernel"}},
+		{"no kernel", nil, []string{smallTree(t, false)}, []string{"has no kernel, initramfs and init", "install a kernel", "--cmd"}},
+		{"system mode without kernel", nil, []string{"--mode", "system", smallTree(t, false)}, []string{"has no kernel and initramfs", "--mode app"}},
+		{"unknown mode", nil, []string{"--mode", "vm", good}, []string{`unknown mode "vm"`, "auto, system or app"}},
+		{"bad entrypoint", nil, []string{"--mode", "app", "--entrypoint", `["/app",`, good}, []string{"not a JSON array", `["/app","--flag"]`}},
+		{"bad env", nil, []string{"--mode", "app", "--cmd", "/app", "--env", "=x", good}, []string{"is not NAME=value"}},
+		{"no kernel for app mode", nil, []string{"--mode", "app", "--cmd", "/app", "--kernel-dir", "/nonexistent", smallTree(t, false)}, []string{"kernel", "linux-image-amd64", "--kernel-dir"}},
 		{"size too small", nil, []string{"--size", "64M", bigTree(t)}, []string{"disk size 64M is too small", "at least", "--size auto"}},
 		{"unknown format", nil, []string{"--format", "qcow2,iso", good}, []string{`unknown format "iso"`, "raw, qcow2, vmdk, vhdx, vdi, vhd"}},
 		{"unknown firmware", nil, []string{"--firmware", "coreboot", good}, []string{`unknown firmware "coreboot"`, "hybrid, bios, uefi"}},
@@ -129,7 +135,7 @@ func TestAssembleSmallTree(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "linux.img linux.qcow2" {
-		t.Errorf("output directory holds %v, want linux.img and linux.qcow2 only", names)
+	if strings.Join(names, " ") != "c2vm.json linux.img linux.qcow2" {
+		t.Errorf("output directory holds %v, want c2vm.json, linux.img and linux.qcow2 only", names)
 	}
 }

@@ -18,7 +18,11 @@ func Build(base, pkg string) (bin string, cleanup func()) {
 	}
 	os.Chmod(dir, 0o755)
 	bin = filepath.Join(dir, "c2vm")
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	// Static, as the Makefile and the c2vm image build it: in app mode the
+	// binary is the guest's /init, where no C library exists.
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		panic(string(out))
 	}
 	return bin, func() { os.RemoveAll(dir) }
