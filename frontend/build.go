@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/c2vm/c2vm/bootstrap"
-	c2llb "github.com/c2vm/c2vm/llb"
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
@@ -101,13 +99,10 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		if platform != nil {
 			p = *platform
 		}
-		bo := set.bootstrap
-		bo.Arch, bo.CacheNS = p.Architecture, bc.CacheIDNamespace
-		rootfs, err := bootable(ctx, c, dfRes.State, tools, p, bo)
+		disk, err := diskFor(ctx, c, dfRes.State, dfRes.Image.Config.ImageConfig, tools, p, set, bc.CacheIDNamespace)
 		if err != nil {
 			return nil, err
 		}
-		disk := c2llb.Disk(rootfs, tools, set.disk)
 		ref, err := solve(ctx, c, disk, p, bc)
 		if err != nil {
 			return nil, err
@@ -134,33 +129,6 @@ func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platfo
 		return nil, err
 	}
 	return r.SingleRef()
-}
-
-// bootable returns the target made bootable and configured: an image that
-// brings its own kernel and init gets the distribution-neutral part of
-// guest configuration; a supported distribution gets a kernel, init and
-// initramfs first.
-func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocispecs.Platform, bo bootstrap.Options) (llb.State, error) {
-	ref, err := solve(ctx, c, st, p, nil)
-	if err != nil {
-		return llb.State{}, err
-	}
-	osr := bootstrap.ParseOSRelease(readOSRelease(ctx, ref))
-	if hasKernelAndInit(ctx, ref) {
-		g := bootstrap.Guest{OwnBoot: true, Systemd: hasAny(ctx, ref, "/lib/systemd/systemd", "/usr/lib/systemd/systemd"),
-			Resolved: hasAny(ctx, ref, "/lib/systemd/systemd-resolved", "/usr/lib/systemd/systemd-resolved")}
-		return bootstrap.Configure(st, tools, bo, g), nil
-	}
-	recipe, err := bootstrap.For(osr)
-	if err != nil {
-		return llb.State{}, err
-	}
-	out := bootstrap.Configure(recipe.Install(st, bo), tools, bo, bootstrap.Guest{Systemd: true, Resolved: true})
-	// Evaluate here so that a failing install is reported as such.
-	if err := evaluate(ctx, c, out, p); err != nil {
-		return llb.State{}, &BootstrapError{OS: osr.Name(), Step: "install kernel (" + recipe.Name() + ")", Err: err}
-	}
-	return out, nil
 }
 
 // evaluate builds a state now rather than when its result is first used.
@@ -192,35 +160,6 @@ func (e *BootstrapError) Error() string {
 
 // BootstrapError has no Unwrap on purpose: BuildKit's gateway sends the
 // innermost gRPC status of an error chain, which would drop this message.
-
-// readOSRelease reads os-release, which is usually a symlink from /etc to
-// /usr/lib.
-func readOSRelease(ctx context.Context, ref client.Reference) []byte {
-	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if dt, err := ref.ReadFile(ctx, client.ReadRequest{Filename: p}); err == nil && len(dt) > 0 {
-			return dt
-		}
-	}
-	return nil
-}
-
-func hasKernelAndInit(ctx context.Context, ref client.Reference) bool {
-	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: "/boot", IncludePattern: "vmlinuz-*"})
-	if err != nil || len(entries) == 0 {
-		return false
-	}
-	return hasAny(ctx, ref, "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd")
-}
-
-// hasAny reports whether the target has one of the paths.
-func hasAny(ctx context.Context, ref client.Reference, paths ...string) bool {
-	for _, p := range paths {
-		if _, err := ref.StatFile(ctx, client.StatRequest{Path: p}); err == nil {
-			return true
-		}
-	}
-	return false
-}
 
 func addOptions(o *outline.Outline) {
 	for _, opt := range options {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/exporter"
@@ -23,12 +24,16 @@ var options = []Option{
 	{"C2VM_HOSTNAME", "c2vm", "the guest's hostname"},
 	{"C2VM_KERNEL_CMDLINE", "", "extra kernel command line arguments"},
 	{"C2VM_ROOT_PASSWORD_SECRET", "", "id of a --secret holding a crypt(3) hash for root (e.g. from mkpasswd); root stays locked without it"},
+	{"C2VM_MODE", "auto", "system (the image's kernel and init, c2vm installs them on Debian/Ubuntu), app (c2vm's kernel and init run the image's ENTRYPOINT/CMD, any image) or auto (system when possible)"},
+	{"C2VM_APP", "auto", "system mode: run ENTRYPOINT/CMD as c2vm-app.service: auto (unless it is a bare shell), service or off"},
 }
 
 // settings are the parsed options.
 type settings struct {
 	disk      c2llb.DiskOptions
 	bootstrap bootstrap.Options
+	mode      exporter.Mode
+	app       bootstrap.App
 }
 
 var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
@@ -69,6 +74,15 @@ func parseOptions(args map[string]string) (settings, error) {
 	s.disk = c2llb.DiskOptions{Formats: formats[1:], Size: get("C2VM_DISK_SIZE"), Firmware: string(fw),
 		Cmdline: get("C2VM_KERNEL_CMDLINE"), Epoch: args["SOURCE_DATE_EPOCH"]}
 	s.bootstrap = bootstrap.Options{Hostname: host, RootPasswordSecret: get("C2VM_ROOT_PASSWORD_SECRET")}
+	if s.mode, err = exporter.ParseMode(get("C2VM_MODE")); err != nil {
+		return s, fmt.Errorf("C2VM_MODE: %w", err)
+	}
+	switch a := bootstrap.App(strings.ToLower(get("C2VM_APP"))); a {
+	case bootstrap.AppAuto, bootstrap.AppService, bootstrap.AppOff:
+		s.app = a
+	default:
+		return s, fmt.Errorf("C2VM_APP %q: use auto, service or off", get("C2VM_APP"))
+	}
 	return s, nil
 }
 

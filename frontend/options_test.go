@@ -29,10 +29,13 @@ func TestParseOptions(t *testing.T) {
 		t.Errorf("parsed: %+v", s)
 	}
 	for args, want := range map[string]string{
-		"C2VM_FORMAT=iso":         `C2VM_FORMAT: unknown format "iso"`,
-		"C2VM_DISK_SIZE=lots":     `C2VM_DISK_SIZE: bad size "lots"`,
-		"C2VM_FIRMWARE=coreboot":  `C2VM_FIRMWARE: unknown firmware "coreboot"`,
-		"C2VM_HOSTNAME=bad_name!": `C2VM_HOSTNAME "bad_name!" is not a valid hostname`,
+		"C2VM_FORMAT=iso":          `C2VM_FORMAT: unknown format "iso"`,
+		"C2VM_DISK_SIZE=lots":      `C2VM_DISK_SIZE: bad size "lots"`,
+		"C2VM_FIRMWARE=coreboot":   `C2VM_FIRMWARE: unknown firmware "coreboot"`,
+		"C2VM_HOSTNAME=bad_name!":  `C2VM_HOSTNAME "bad_name!" is not a valid hostname`,
+		"C2VM_MODE=vm":             `C2VM_MODE: unknown mode "vm"`,
+		"C2VM_APP=always":          `C2VM_APP "always": use auto, service or off`,
+		"C2VM_KERNEL_CMDLINE=a\nb": "C2VM_KERNEL_CMDLINE: kernel command line",
 	} {
 		k, v, _ := strings.Cut(args, "=")
 		if _, err := parseOptions(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), want) {

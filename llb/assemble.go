@@ -18,12 +18,20 @@ type DiskOptions struct {
 	Epoch string
 	// NoCache re-runs assembly and conversions (--no-cache).
 	NoCache bool
+	// Mode is system or app (exporter.Mode).
+	Mode string
+	// ImageConfig is the image's config (JSON): the program app mode runs,
+	// the ports c2vm.json records.
+	ImageConfig []byte
+	// Hostname is the app-mode VM's hostname.
+	Hostname string
 }
 
 const (
 	rootfsDir = "/rootfs"
 	outDir    = "/out"
 	inDir     = "/in"
+	configDir = "/c2vm-config"
 )
 
 // Disk runs `c2vm assemble` from the tools image (the c2vm image itself)
@@ -41,13 +49,26 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 	if o.Cmdline != "" {
 		args = append(args, "--cmdline", o.Cmdline)
 	}
+	if o.Mode != "" {
+		args = append(args, "--mode", o.Mode)
+	}
+	if o.Hostname != "" && o.Mode == "app" {
+		args = append(args, "--hostname", o.Hostname)
+	}
+	var mounts []bk.RunOption
+	if o.ImageConfig != nil {
+		// A file, not an argument: the config is image input.
+		cfg := bk.Scratch().File(bk.Mkfile("/config.json", 0o644, o.ImageConfig), bk.WithCustomName("image config"))
+		mounts = append(mounts, bk.AddMount(configDir, cfg, bk.Readonly))
+		args = append(args, "--image-config", configDir+"/config.json")
+	}
 	args = append(args, rootfsDir)
-	run := []bk.RunOption{
+	run := append([]bk.RunOption{
 		bk.Args(args),
 		bk.AddMount(rootfsDir, rootfs, bk.Readonly),
 		bk.Network(bk.NetModeNone),
 		bk.WithCustomName("assemble disk"),
-	}
+	}, mounts...)
 	if o.Epoch != "" {
 		run = append(run, bk.AddEnv("SOURCE_DATE_EPOCH", o.Epoch))
 	}

@@ -118,3 +118,39 @@ func TestNoCache(t *testing.T) {
 		t.Errorf("%d steps ignore the cache by default", got)
 	}
 }
+
+// App mode: the image config reaches the assembly as a file on a read-only
+// mount, never as arguments; the hostname is validated before it gets here.
+func TestDiskAppMode(t *testing.T) {
+	rootfs := bk.Image("docker.io/library/busybox:latest")
+	st := Disk(rootfs, bk.Image("127.0.0.1:5000/c2vm:dev"), DiskOptions{Mode: "app", Hostname: "box", ImageConfig: []byte(`{"Cmd":["sh","-c","evil; $(x)"]}`)})
+	ops := llbtest.Ops(t, st)
+	var asm *pb.ExecOp
+	for _, e := range llbtest.Execs(ops) {
+		if slices.Contains(e.Meta.Args, "assemble") {
+			asm = e
+		}
+	}
+	args := strings.Join(asm.Meta.Args, " ")
+	if args != "c2vm assemble --quiet -o /out --mode app --hostname box --image-config /c2vm-config/config.json /rootfs" {
+		t.Errorf("args %q", args)
+	}
+	var cfg *pb.Mount
+	for _, m := range asm.Mounts {
+		if m.Dest == "/c2vm-config" {
+			cfg = m
+		}
+	}
+	if cfg == nil || !cfg.Readonly {
+		t.Fatalf("config not mounted read-only: %+v", cfg)
+	}
+	var data string
+	for _, a := range llbtest.FileActions(ops) {
+		if mk := a.GetMkfile(); mk != nil && mk.Path == "/config.json" {
+			data = string(mk.Data)
+		}
+	}
+	if !strings.Contains(data, "evil; $(x)") || strings.Contains(args, "evil") {
+		t.Errorf("config file %q, args %q", data, args)
+	}
+}

@@ -29,7 +29,10 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	args := []string{"-machine", "q35", "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs),
 		"-nographic", "-no-reboot", "-serial", "mon:stdio",
 		"-drive", "file=" + optValue(o.Disk) + ",format=" + diskFormat(o.Disk) + ",if=virtio",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"}
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		// An entropy source: without one, guests that need random numbers
+		// early (DHCP clients, TLS) wait minutes under emulation.
+		"-device", "virtio-rng-pci"}
 	// c2vm's own monitor, and the caller's: QEMU serves one client per QMP
 	// socket, so a user connected to --qmp never blocks a graceful stop.
 	args = append(args, qmpArgs("c2vm-qmp", p.qmp)...)
