@@ -217,28 +217,3 @@ func segmentReader(f *os.File, segs []Segment, size int64) io.Reader {
 	}
 	return io.MultiReader(rs...)
 }
-
-// exactReader fails, instead of ending early, when a file shrank.
-type exactReader struct {
-	r    io.Reader
-	left int64
-	what error
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if errors.Is(err, io.EOF) && e.left > 0 {
-		return n, e.what
-	}
-	if e.left == 0 {
-		err = io.EOF
-	}
-	return n, err
-}

@@ -21,8 +21,9 @@ type tarReader struct {
 	// While a sparse entry is current, its data bypasses archive/tar:
 	// left is what remains of it in the stream, pad what follows to the
 	// next 512-byte block.
-	bypass    bool
-	left, pad int64
+	bypass bool
+	data   exactReader
+	pad    int64
 }
 
 func newTarReader(r io.Reader) *tarReader {
@@ -34,10 +35,10 @@ func newTarReader(r io.Reader) *tarReader {
 // the data lies; Read then yields only those bytes.
 func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 	if r.bypass {
-		if err := r.tap.skip(r.left + r.pad); err != nil {
+		if err := r.tap.skip(r.data.left + r.pad); err != nil {
 			return nil, nil, noEOF(err)
 		}
-		r.bypass, r.left = false, 0
+		r.bypass = false
 		// archive/tar keeps no state between entries that matters here: a
 		// new reader at a header boundary continues the archive.
 		r.tr = tar.NewReader(r.tap)
@@ -50,7 +51,8 @@ func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 	if err != nil || !ok {
 		return h, nil, err
 	}
-	r.bypass, r.left, r.pad = true, phys, roundUp(phys, 512)-phys
+	r.bypass, r.pad = true, roundUp(phys, 512)-phys
+	r.data = exactReader{r: r.tap, left: phys, what: io.ErrUnexpectedEOF}
 	return h, segs, nil
 }
 
@@ -60,20 +62,7 @@ func (r *tarReader) Read(p []byte) (int, error) {
 	if !r.bypass {
 		return r.tr.Read(p)
 	}
-	if r.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.left {
-		p = p[:r.left]
-	}
-	n, err := r.tap.Read(p)
-	r.left -= int64(n)
-	if errors.Is(err, io.EOF) && r.left > 0 {
-		err = io.ErrUnexpectedEOF
-	} else if err == nil && r.left == 0 {
-		err = io.EOF
-	}
-	return n, err
+	return r.data.Read(p)
 }
 
 func noEOF(err error) error {

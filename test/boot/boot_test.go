@@ -181,18 +181,8 @@ func TestBootOCILayout(t *testing.T) {
 		File("etc/.wh.motd", "", 0o644).
 		File("etc/c2vm-layer2", "yes", 0o644).
 		File("usr/local/sbin/c2vm-marker", extended, 0o755).Bytes()
-	topPath := filepath.Join(workDir, "top.tar")
-	os.WriteFile(topPath, top, 0o644)
-	layout := filepath.Join(outDir(t, "layout"), "oci")
-	if err := ocitest.WriteLayoutFiles(layout, "latest", gzip.BestSpeed, tarball, topPath); err != nil {
-		t.Fatal(err)
-	}
-	// go-containerregistry writes blobs readable by their owner only.
-	if out, err := exec.Command("chmod", "-R", "a+rX", layout).CombinedOutput(); err != nil {
-		t.Fatalf("chmod: %v %s", err, out)
-	}
 	out := outDir(t, "out")
-	assemble(t, nil, "-o", out, "oci-layout:"+layout+":latest")
+	assemble(t, nil, "-o", out, layoutOver(t, tarball, top))
 	m := marker(t, filepath.Join(out, "linux.img"), "uefi")
 	if m["motd"] != "gone" || m["layer2"] != "yes" {
 		t.Errorf("layers not applied: %v", m)
@@ -237,6 +227,23 @@ func fsck(t *testing.T, disk string) {
 	if out, err := exec.Command("e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", disk, start*512)).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn after the guest ran: %v\n%s", err, out)
 	}
+}
+
+// layoutOver makes an OCI layout of the fixture's tarball with a second
+// layer, top, and returns its SOURCE spec.
+func layoutOver(t *testing.T, tarball string, top []byte) string {
+	t.Helper()
+	topPath := filepath.Join(outDir(t, "top"), "top.tar")
+	os.WriteFile(topPath, top, 0o644)
+	layout := filepath.Join(outDir(t, "layout"), "oci")
+	if err := ocitest.WriteLayoutFiles(layout, "latest", gzip.BestSpeed, tarball, topPath); err != nil {
+		t.Fatal(err)
+	}
+	// go-containerregistry writes blobs readable by their owner only.
+	if out, err := exec.Command("chmod", "-R", "a+rX", layout).CombinedOutput(); err != nil {
+		t.Fatalf("chmod: %v %s", err, out)
+	}
+	return "oci-layout:" + layout + ":latest"
 }
 
 func checkFills(t *testing.T, what string, m map[string]string, disk int64) {

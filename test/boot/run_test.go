@@ -4,7 +4,6 @@ package boot
 
 import (
 	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
@@ -127,16 +126,7 @@ func stayUpImage(t *testing.T) string {
 		File("etc/systemd/system/c2vm-echo@.service", echoService, 0o644).
 		Symlink("etc/systemd/system/sockets.target.wants/c2vm-echo.socket", "/etc/systemd/system/c2vm-echo.socket").
 		Bytes()
-	topPath := filepath.Join(workDir, "stay-up.tar")
-	os.WriteFile(topPath, top, 0o644)
-	layout := filepath.Join(outDir(t, "layout"), "oci")
-	if err := ocitest.WriteLayoutFiles(layout, "latest", gzip.BestSpeed, tarball, topPath); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chmod", "-R", "a+rX", layout).CombinedOutput(); err != nil {
-		t.Fatalf("chmod: %v %s", err, out)
-	}
-	return "oci-layout:" + layout + ":latest"
+	return layoutOver(t, tarball, top)
 }
 
 // TestRunStopAndPorts boots a guest that stays up and checks, while it
