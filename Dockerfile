@@ -23,7 +23,7 @@ RUN apt-get update \
       fdisk dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin qemu-utils \
  && cd /tmp \
  && apt-get download $(apt-cache depends --no-recommends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)/\1/p' | head -n1) \
- && dpkg -x linux-image-*.deb /usr/lib/c2vm/kernel \
+ && mkdir -p /usr/lib/c2vm/kernel && dpkg -x linux-image-*.deb /usr/lib/c2vm/kernel \
  && rm -f linux-image-*.deb \
  && rm -rf /var/lib/apt/lists/*
 ENV C2VM_KERNEL_DIR=/usr/lib/c2vm/kernel
