@@ -108,6 +108,46 @@ func (b *bench) boot(tree string) {
 	b.add(row{what: "boot to marker, c2vm disk (BIOS, GRUB; TCG)", median: secs(ours.median()), spread: ours.spread()})
 	b.add(row{what: "boot to marker, direct -kernel/-initrd (TCG)", median: secs(kern.median()), spread: kern.spread()})
 	b.add(row{what: "boot overhead of firmware + boot loader", median: secs(ours.median() - kern.median()), note: "target ≤ 2 s"})
+	b.appBoot(tree, common, reps, ours)
+}
+
+// appBoot times app mode: a disk holding only a static program, booted with
+// c2vm's kernel (the fixture's Debian kernel), initramfs and init, until
+// the program prints; next to the system disk's boot to its marker unit.
+func (b *bench) appBoot(tree string, common []string, reps int, system series) {
+	dir := filepath.Join(b.work, "app")
+	os.MkdirAll(filepath.Join(dir, "root"), 0o755)
+	src := filepath.Join(dir, "main.go")
+	os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"C2VM-MARKER app\") }\n"), 0o644)
+	gb := exec.Command("go", "build", "-o", filepath.Join(dir, "root", "prog"), src)
+	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if o, err := gb.CombinedOutput(); err != nil {
+		b.skip("boot to program, app mode", firstLine(string(o)))
+		return
+	}
+	out := filepath.Join(dir, "out")
+	if _, err := runTimed(nil, b.c2vm+" assemble -q --mode app --kernel-dir "+tree+" --cmd /prog -o "+out+" "+filepath.Join(dir, "root")+" >/dev/null"); err != nil {
+		b.skip("boot to program, app mode", firstLine(err.Error()))
+		return
+	}
+	args := append([]string{}, common...)
+	for i, a := range args {
+		if strings.HasPrefix(a, "file=") {
+			args[i] = "file=" + filepath.Join(out, "linux.img") + ",format=raw,if=virtio"
+		}
+	}
+	args = append(args, "-device", "virtio-rng-pci")
+	var app series
+	for range reps {
+		d, err := timeToMarker(args)
+		if err != nil {
+			b.skip("boot to program, app mode", err.Error())
+			return
+		}
+		app = append(app, sample{wall: d})
+	}
+	b.add(row{what: "boot to program, app mode (c2vm kernel and init; BIOS; TCG)", median: secs(app.median()), spread: app.spread(),
+		ratio: ratio(app.median(), system.median()), note: "against the system disk's boot to its marker unit above"})
 }
 
 // timeToMarker starts QEMU and returns when the marker line appears.
