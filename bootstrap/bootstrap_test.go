@@ -219,3 +219,14 @@ func TestInstallChecksWithTwoKernels(t *testing.T) {
 		t.Error("no kernel passed the check")
 	}
 }
+
+// The install runs as root in /, whatever USER and WORKDIR the image ended
+// with.
+func TestInstallAsRoot(t *testing.T) {
+	r, _ := For(ParseOSRelease([]byte(bookworm)))
+	st := r.Install(llb.Image("docker.io/library/x").User("web").Dir("/home/web"), Options{Arch: "amd64"})
+	e := llbtest.Execs(llbtest.Ops(t, st))[0]
+	if e.Meta.User != "root" || e.Meta.Cwd != "/" {
+		t.Errorf("install runs as %q in %q", e.Meta.User, e.Meta.Cwd)
+	}
+}

@@ -72,6 +72,8 @@ func (d debian) Install(st llb.State, o Options) llb.State {
 	}
 	run := []llb.RunOption{
 		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch)}),
+		// As root in /, whatever USER and WORKDIR the Dockerfile ended with.
+		llb.User("root"), llb.Dir("/"),
 		cache("/var/cache/apt"),
 		cache("/var/lib/apt/lists"),
 	}
