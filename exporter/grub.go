@@ -21,10 +21,10 @@ import (
 var grubModules = map[string][]string{
 	"i386-pc": {"biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
 		"configfile", "normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
-		"gzio", "sleep", "all_video"},
+		"gzio", "sleep", "all_video", "keystatus"},
 	"x86_64-efi": {"part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
 		"normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar", "gzio", "sleep",
-		"efi_gop", "efi_uga", "all_video"},
+		"efi_gop", "efi_uga", "all_video", "keystatus"},
 }
 
 // grubConfig boots the distro's stable kernel symlinks when they exist, so a
@@ -39,8 +39,16 @@ func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	}
 	kargs := strings.Join(args, " ")
 	var b strings.Builder
+	// No menu wait: every second here is a second of every boot. Holding
+	// Shift on the VM's screen while GRUB starts shows the menu (to edit
+	// the kernel command line); a serial console cannot hold keys, so
+	// those users change the command line at build time instead.
 	fmt.Fprintf(&b, `set timeout_style=hidden
-set timeout=1
+set timeout=0
+if keystatus --shift; then
+	set timeout_style=menu
+	set timeout=-1
+fi
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
