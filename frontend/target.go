@@ -51,6 +51,25 @@ func (t *target) mode(want exporter.Mode) (exporter.Mode, error) {
 	return "", fmt.Errorf("C2VM_MODE=system: %s has no apt-get, so c2vm cannot install a kernel in it (distroless images have none)\n  fix: use C2VM_MODE=app (c2vm's kernel runs the image's program), or build FROM an image with its package manager", t.os.Name())
 }
 
+// runnable checks that app mode has a program to run, before anything is
+// assembled; when auto chose app mode it also says why system mode was not
+// possible.
+func (t *target) runnable(cfg ocispecs.ImageConfig, want exporter.Mode) error {
+	if len(cfg.Entrypoint)+len(cfg.Cmd) > 0 {
+		return nil
+	}
+	if want == exporter.ModeApp {
+		return fmt.Errorf("C2VM_MODE=app runs the image's program, and this image names none (no ENTRYPOINT or CMD)\n  fix: add a CMD or ENTRYPOINT to the Dockerfile")
+	}
+	why := "it has no kernel and init of its own"
+	if _, err := bootstrap.For(t.os); err != nil {
+		why += ", and c2vm cannot install them into " + t.os.Name() + " (supported: Debian 11-13, Ubuntu 20.04-24.04)"
+	} else if !t.apt {
+		why += ", and " + t.os.Name() + " has no apt-get to install them with"
+	}
+	return fmt.Errorf("c2vm cannot boot this image as a system (%s), and it names no program (ENTRYPOINT or CMD) to run with c2vm's kernel in app mode\n  fix: add a CMD or ENTRYPOINT to run it as an app, or start FROM a supported distribution to boot it as a system", why)
+}
+
 // program is ENTRYPOINT+CMD with the program resolved to an absolute path
 // in the image through the image's PATH, as a container runtime resolves
 // it: systemd would search its own PATH instead.

@@ -209,13 +209,20 @@ func TestInProcessDebian(t *testing.T) {
 	}
 }
 
+// An Alpine filesystem with no kernel and no program: c2vm cannot boot it
+// as a system nor run it as an app, and says both; asked for system mode,
+// it names the distribution it cannot install a kernel into.
 func TestUnsupportedDistro(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "os-release"), []byte("ID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY os-release /etc/os-release\n"), 0o644))
 	_, err := buildInProcess(t, dir, t.TempDir(), nil)
-	if err == nil || !strings.Contains(err.Error(), "cannot add a kernel to Alpine Linux v3.20") || !strings.Contains(err.Error(), "already holds a kernel") {
-		t.Fatalf("got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "cannot install them into Alpine Linux v3.20") || !strings.Contains(err.Error(), "names no program") {
+		t.Fatalf("auto: got %v", err)
+	}
+	_, err = buildInProcess(t, dir, t.TempDir(), map[string]string{"C2VM_MODE": "system"})
+	if err == nil || !strings.Contains(err.Error(), "cannot add a kernel to Alpine Linux v3.20") || !strings.Contains(err.Error(), "C2VM_MODE=app") {
+		t.Fatalf("system: got %v", err)
 	}
 }
 
