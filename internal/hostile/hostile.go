@@ -131,6 +131,19 @@ var Cases = []Case{
 	{Name: "empty symlink", Top: ocitest.NewTar().Symlink("s", ""), Err: "empty target"},
 	{Name: "unknown xattr namespace", Top: ocitest.NewTar().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, PAXRecords: map[string]string{"SCHILY.xattr.bogus.x": "v"}}, ""), Err: "cannot hold"},
 	{Name: "huge xattr", Top: ocitest.NewTar().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, PAXRecords: map[string]string{"SCHILY.xattr.user.x": strings.Repeat("v", 70000)}}, ""), Err: "bytes of extended attributes"},
+	// The original hole: an xattr name that was spliced into a debugfs
+	// script read a host file into the disk. It is a name like any other.
+	{Name: "xattr name with debugfs options", Top: ocitest.NewTar().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644,
+		PAXRecords: map[string]string{"SCHILY.xattr.user.x -f /proc/self/environ": "v"}}, "data"),
+		Check: func(s Tree) []string {
+			if x := s.Xattrs("f"); len(x) != 1 || x[0] != "user.x -f /proc/self/environ" {
+				return []string{"xattrs: " + strings.Join(x, ",")}
+			}
+			if c, _ := s.Content("f"); c != "data" {
+				return []string{"content: " + c}
+			}
+			return nil
+		}},
 	{Name: "selinux label dropped", Top: ocitest.NewTar().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, PAXRecords: map[string]string{"SCHILY.xattr.security.selinux": "host_t"}}, ""),
 		Check: func(s Tree) []string {
 			if len(s.Xattrs("f")) != 0 {
