@@ -320,8 +320,15 @@ func qmpCommand(t *testing.T, sock, command string) {
 	fmt.Fprintf(conn, `{"execute":"qmp_capabilities"}`+"\n")
 	r.ReadString('\n')
 	fmt.Fprintf(conn, `{"execute":%q}`+"\n", command)
-	if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, "return") {
-		t.Fatalf("QMP %s: %v %s", command, err, l)
+	for {
+		// Events (such as POWERDOWN) may come before the reply.
+		l, err := r.ReadString('\n')
+		if err != nil || strings.Contains(l, `"error"`) {
+			t.Fatalf("QMP %s: %v %s", command, err, l)
+		}
+		if strings.Contains(l, `"return"`) {
+			return
+		}
 	}
 }
 
