@@ -2,27 +2,64 @@ package exporter
 
 import (
 	"fmt"
+	"path"
+	"slices"
 	"strings"
+
+	"github.com/c2vm/c2vm/exporter/diskformat"
 )
 
-// Format is an output disk format. raw is always written as linux.img;
-// the others are converted from it with qemu-img.
+// Maker says how a format is made from the raw disk, which is always what
+// assembly writes first (our ext4 writer writes a raw disk).
+type Maker int
+
+const (
+	MakeRaw  Maker = iota // the assembled disk as it is
+	MakeQemu              // qemu-img convert
+	MakeGCE               // GNU tar: disk.raw, sparse, gzip'ed
+	MakeOVA               // qemu-img to a streamOptimized VMDK, then c2vm's OVF and manifest, in a tar
+)
+
+// Format is an output disk format.
 type Format struct {
-	Name    string   // as given to --format
-	Ext     string   // file name extension
-	QemuFmt string   // qemu-img -O
+	Name    string   // as given to --format and C2VM_FORMAT
+	File    string   // the output's path inside the output directory
+	Make    Maker    // how it is made
+	QemuFmt string   // qemu-img -O (MakeQemu, and the VMDK inside an OVA)
 	Opts    []string // extra qemu-img convert arguments
+	// Owner is the uid and gid the file gets in an image, 0 for root:
+	// KubeVirt's QEMU runs as 107 and reads a containerDisk's disk as it.
+	Owner int
 }
 
+// Options qemu-img is given for some formats.
+var (
+	// zstd-compressed qcow2 is about a third of the content; QEMU 5.1 and
+	// later read it.
+	zstdQcow2 = []string{"-c", "-o", "compression_type=zstd"}
+	// A fixed VHD of the exact size (force_size, not qemu's CHS rounding):
+	// what Azure accepts, and Hyper-V boots. c2vm's disks are whole MiB
+	// (NewLayout rounds up), the size Azure requires.
+	fixedVHD        = []string{"-o", "subformat=fixed,force_size=on"}
+	streamOptimized = []string{"-o", "subformat=streamOptimized"}
+)
+
+// formats is every format, raw first. The first six names are the original
+// ones, in their original order.
 var formats = []Format{
-	{Name: "raw", Ext: "img", QemuFmt: "raw"},
-	{Name: "qcow2", Ext: "qcow2", QemuFmt: "qcow2"},
-	{Name: "vmdk", Ext: "vmdk", QemuFmt: "vmdk"},
-	{Name: "vhdx", Ext: "vhdx", QemuFmt: "vhdx"},
-	{Name: "vdi", Ext: "vdi", QemuFmt: "vdi"},
-	// Hyper-V and Azure read VHD as qemu's "vpc"; a fixed VHD with the exact
-	// size is what Azure accepts, and Hyper-V boots it too.
-	{Name: "vhd", Ext: "vhd", QemuFmt: "vpc", Opts: []string{"-o", "subformat=fixed,force_size=on"}},
+	{Name: "raw", File: "linux.img", Make: MakeRaw, QemuFmt: "raw"},
+	{Name: "qcow2", File: "linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Opts: zstdQcow2},
+	{Name: "vmdk", File: "linux.vmdk", Make: MakeQemu, QemuFmt: "vmdk"},
+	{Name: "vhdx", File: "linux.vhdx", Make: MakeQemu, QemuFmt: "vhdx"},
+	{Name: "vdi", File: "linux.vdi", Make: MakeQemu, QemuFmt: "vdi"},
+	{Name: "vhd", File: "linux.vhd", Make: MakeQemu, QemuFmt: "vpc", Opts: fixedVHD},
+	// For tools that cannot read compressed clusters, or to trade size for
+	// write speed inside the guest.
+	{Name: "qcow2-uncompressed", File: "linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2"},
+	{Name: "vhd-azure", File: "linux-azure.vhd", Make: MakeQemu, QemuFmt: "vpc", Opts: fixedVHD},
+	{Name: "ova", File: "linux.ova", Make: MakeOVA, QemuFmt: "vmdk", Opts: streamOptimized},
+	{Name: "gce", File: "linux-gce.tar.gz", Make: MakeGCE},
+	{Name: "containerdisk", File: diskformat.ContainerDiskDir + "/linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Opts: zstdQcow2, Owner: diskformat.KubeVirtQemuID},
 }
 
 // FormatNames lists the formats --format accepts.
@@ -34,24 +71,49 @@ func FormatNames() []string {
 	return n
 }
 
-// ParseFormats reads a comma-separated --format value; raw is always
-// included and comes first.
+// ParseFormats reads a comma-separated --format value. Its result starts
+// with the raw disk assembly writes, followed by exactly the formats named
+// (in the table's order, so raw comes first when named); when only raw or
+// nothing is named, it is the raw disk alone. Outputs gives the files to
+// write; callers that pass the named formats on drop the first entry. The
+// shape is the one callers had when raw was always written: what assembly
+// builds first, then what else to write.
 func ParseFormats(s string) ([]Format, error) {
-	out := []Format{formats[0]}
-	seen := map[string]bool{"raw": true}
+	named := map[string]bool{}
+	byFile := map[string]string{}
 	for _, name := range strings.Split(s, ",") {
 		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "" || seen[name] {
+		if name == "" || named[name] {
 			continue
 		}
 		f, ok := lookupFormat(name)
 		if !ok {
 			return nil, &InputError{Msg: fmt.Sprintf("unknown format %q", name), Fix: "use any of " + strings.Join(FormatNames(), ", ") + ", separated by commas"}
 		}
-		seen[name] = true
-		out = append(out, f)
+		if other, clash := byFile[f.File]; clash {
+			return nil, &InputError{Msg: fmt.Sprintf("formats %s and %s both write %s", other, name, f.File), Fix: "name one of them"}
+		}
+		named[name], byFile[f.File] = true, name
+	}
+	out := []Format{formats[0]}
+	for _, f := range formats {
+		if named[f.Name] {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 2 && out[1].Make == MakeRaw {
+		return out[:1], nil
 	}
 	return out, nil
+}
+
+// Outputs are the formats to write, from ParseFormats' result: the named
+// ones, or raw when none is.
+func Outputs(parsed []Format) []Format {
+	if len(parsed) < 2 {
+		return []Format{formats[0]} // a copy: callers append to it
+	}
+	return slices.Clone(parsed[1:])
 }
 
 func lookupFormat(name string) (Format, bool) {
@@ -63,11 +125,33 @@ func lookupFormat(name string) (Format, bool) {
 	return Format{}, false
 }
 
-// FileName is the output file of a format.
-func (f Format) FileName() string { return "linux." + f.Ext }
+// FileName is the output file of a format, relative to the output
+// directory.
+func (f Format) FileName() string { return f.File }
 
 // ConvertArgs are qemu-img's arguments to write raw as format f to dst.
 func (f Format) ConvertArgs(raw, dst string) []string {
 	args := append([]string{"convert", "-q", "-f", "raw", "-O", f.QemuFmt}, f.Opts...)
 	return append(args, raw, dst)
+}
+
+// Command is the program and arguments that make a qemu-img or GNU tar
+// format from raw as dst; assembly and the frontend's build steps run the
+// same. It is nil for the formats c2vm writes itself (raw, ova).
+func (f Format) Command(raw, dst string) []string {
+	switch f.Make {
+	case MakeQemu:
+		return append([]string{"qemu-img"}, f.ConvertArgs(raw, dst)...)
+	case MakeGCE:
+		return append([]string{"tar"}, diskformat.GCETarArgs(raw, dst)...)
+	}
+	return nil
+}
+
+// Dir is the directory the output file is in, "" for the top.
+func (f Format) Dir() string {
+	if d := path.Dir(f.File); d != "." {
+		return d
+	}
+	return ""
 }

@@ -101,11 +101,105 @@ func TestParseFormatsAndFirmware(t *testing.T) {
 	if err != nil || len(fs) != 3 || fs[0].Name != "raw" || fs[1].FileName() != "linux.qcow2" || fs[2].QemuFmt != "vpc" {
 		t.Errorf("ParseFormats: %+v %v", fs, err)
 	}
-	if _, err := ParseFormats("qcow2,iso"); err == nil || !strings.Contains(err.Error(), `unknown format "iso"`) {
+	_, err = ParseFormats("qcow2,iso")
+	if err == nil || !strings.Contains(err.Error(), `unknown format "iso"`) || !strings.Contains(err.Error(), "fix:") {
 		t.Errorf("unknown format: %v", err)
+	}
+	for _, name := range FormatNames() {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not list %s: %v", name, err)
+		}
 	}
 	if _, err := ParseFirmware("coreboot"); err == nil || !strings.Contains(err.Error(), "hybrid, bios, uefi") {
 		t.Errorf("unknown firmware: %v", err)
+	}
+}
+
+// Exactly the formats named are written; raw only when named or when
+// nothing else is. ParseFormats' first entry is always the raw disk
+// assembly writes, so callers that pass the named formats on drop it.
+func TestFormatsExactlyWhatWasAsked(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                "linux.img",
+		" RAW ":                           "linux.img",
+		"qcow2":                           "linux.qcow2",
+		"raw,qcow2":                       "linux.img linux.qcow2",
+		"qcow2,raw,qcow2":                 "linux.img linux.qcow2",
+		"qcow2-uncompressed":              "linux.qcow2",
+		"containerdisk,gce,vhd-azure,ova": "linux-azure.vhd linux.ova linux-gce.tar.gz disk/linux.qcow2",
+	} {
+		fs, err := ParseFormats(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		var files []string
+		for _, f := range Outputs(fs) {
+			files = append(files, f.FileName())
+		}
+		if got := strings.Join(files, " "); got != want || fs[0].Make != MakeRaw {
+			t.Errorf("--format %q writes %q (assembles %s), want %q", in, got, fs[0].Name, want)
+		}
+	}
+	if fs, _ := ParseFormats("raw"); len(fs) != 1 {
+		t.Errorf("raw alone: %d entries, want the assembled disk only", len(fs))
+	}
+	_, err := ParseFormats("qcow2,qcow2-uncompressed")
+	if err == nil || !strings.Contains(err.Error(), "both write linux.qcow2") || !strings.Contains(err.Error(), "fix:") {
+		t.Errorf("two formats for one file: %v", err)
+	}
+}
+
+// Each format's command is what the docs promise: qcow2 compressed with
+// zstd unless asked otherwise, Azure's fixed whole-size VHD, GCE's sparse
+// tar, the OVA's streamOptimized VMDK, containerdisk owned by KubeVirt's
+// QEMU.
+func TestFormatCommands(t *testing.T) {
+	cmd := func(name string) string {
+		f, ok := lookupFormat(name)
+		if !ok {
+			t.Fatalf("no format %s", name)
+		}
+		return strings.Join(f.Command("/in/linux.img", "/out/"+f.FileName()), " ")
+	}
+	for name, want := range map[string]string{
+		"qcow2":              "qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/linux.qcow2",
+		"qcow2-uncompressed": "qemu-img convert -q -f raw -O qcow2 /in/linux.img /out/linux.qcow2",
+		"vhd-azure":          "qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on /in/linux.img /out/linux-azure.vhd",
+		"containerdisk":      "qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/disk/linux.qcow2",
+		"raw":                "",
+		"ova":                "",
+	} {
+		if got := cmd(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	gce := cmd("gce")
+	for _, want := range []string{"tar --create", "--file=/out/linux-gce.tar.gz", "--gzip", "--sparse", "--format=oldgnu", "disk.raw", "--directory=/in linux.img"} {
+		if !strings.Contains(gce, want) {
+			t.Errorf("gce: %q lacks %q", gce, want)
+		}
+	}
+	ova, _ := lookupFormat("ova")
+	if got := strings.Join(ova.ConvertArgs("a", "b"), " "); !strings.Contains(got, "-O vmdk -o subformat=streamOptimized") {
+		t.Errorf("ova's disk: %q", got)
+	}
+	cd, _ := lookupFormat("containerdisk")
+	if cd.Owner != 107 || cd.Dir() != "disk" {
+		t.Errorf("containerdisk: owner %d in %q", cd.Owner, cd.Dir())
+	}
+}
+
+// Azure takes a VHD whose virtual size is a whole number of MiB; c2vm's
+// disks always are, whatever size was asked for.
+func TestDiskIsWholeMiB(t *testing.T) {
+	for _, c := range []struct{ root, disk int64 }{{100*mib + 1, 0}, {100 * mib, 67108865 * 3}, {7, 0}} {
+		l, err := NewLayout(Hybrid, c.root, c.disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.DiskBytes%mib != 0 {
+			t.Errorf("root %d, --size %d: a %d byte disk", c.root, c.disk, l.DiskBytes)
+		}
 	}
 }
 
@@ -131,7 +225,7 @@ func TestDeriveIDs(t *testing.T) {
 
 func TestEstimate(t *testing.T) {
 	src := &fakeInventory{entries: 20001, dirs: 1, content: 20000 * 30000, blocks: 20000 * 8}
-	e, err := Estimate(src.inv(), 0)
+	e, err := Estimate(src.inv(), 0, systemHeadroom)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +247,7 @@ func TestEstimate(t *testing.T) {
 func TestEstimateAbsurd(t *testing.T) {
 	for _, f := range []fakeInventory{{entries: 1, blocks: 1 << 52}, {entries: 1 << 40, blocks: 1}, {entries: 1, blocks: math.MaxInt64 - 10}} {
 		start := time.Now()
-		if _, err := Estimate(f.inv(), 0); err == nil || !strings.Contains(err.Error(), "c2vm's limit") {
+		if _, err := Estimate(f.inv(), 0, systemHeadroom); err == nil || !strings.Contains(err.Error(), "c2vm's limit") {
 			t.Errorf("%+v: %v", f, err)
 		}
 		if time.Since(start) > 100*time.Millisecond {
@@ -185,5 +279,15 @@ func TestGrubConfigQuotes(t *testing.T) {
 		if _, err := ParseCmdline(bad); err == nil {
 			t.Errorf("cmdline %q accepted", bad)
 		}
+	}
+}
+
+// Out of space under --size auto is c2vm's own estimate failing: the
+// advice cannot be "use --size auto".
+func TestSizeErrorAdvice(t *testing.T) {
+	given := (&SizeError{Given: 100 << 20, Min: 120 << 20}).Error()
+	auto := (&SizeError{Given: 100 << 20, Min: 120 << 20, Auto: true}).Error()
+	if !strings.Contains(given, "use --size auto") || strings.Contains(auto, "--size auto") || !strings.Contains(auto, "--size 120M") {
+		t.Errorf("given: %s\nauto: %s", given, auto)
 	}
 }

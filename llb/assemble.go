@@ -4,15 +4,22 @@
 package llb
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/internal/diskmeta"
 	bk "github.com/moby/buildkit/client/llb"
 )
 
 // DiskOptions are what `c2vm assemble` gets inside the build.
 type DiskOptions struct {
-	Formats  []exporter.Format // from exporter.ParseFormats; raw is always made
-	Size     string            // auto or N[KMGT]
-	Firmware string            // hybrid, bios, uefi
+	// Formats are the formats to write: exporter.ParseFormats' result
+	// without its first entry (the raw disk always assembled); none: raw.
+	Formats  []exporter.Format
+	Size     string // auto or N[KMGT]
+	Firmware string // hybrid, bios, uefi
 	Cmdline  string
 	// Epoch, when set, is SOURCE_DATE_EPOCH: reproducible disks.
 	Epoch string
@@ -32,14 +39,87 @@ const (
 	outDir    = "/out"
 	inDir     = "/in"
 	configDir = "/c2vm-config"
+	// KernelDir is where the c2vm image keeps Debian's kernel for app mode.
+	KernelDir = "/usr/lib/c2vm/kernel"
 )
 
 // Disk runs `c2vm assemble` from the tools image (the c2vm image itself)
-// over the rootfs, mounted read-only, and returns a state that holds only
-// the disk files. Each extra format is its own step converting from the raw
-// disk, so progress shows them and the cache keeps them apart.
+// over the rootfs, mounted read-only, and returns a state that holds
+// exactly the files asked for and c2vm.json, so that BuildKit exports
+// nothing else. The raw disk is always assembled; each qemu-img or tar
+// format is its own step from it, so progress shows them and the cache
+// keeps them apart. The OVA comes from the assembly step itself: its OVF
+// is written by c2vm's own code, which only `c2vm assemble` runs.
 func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
+	want := o.outputs()
+	inAsm, conversions := split(want)
+	base := assemble(rootfs, tools, o, inAsm)
+	parts := []bk.State{base}
+	if !slices.ContainsFunc(want, isRaw) && len(conversions) > 0 {
+		// The raw disk is in the step's output for the conversions only.
+		parts[0] = keep(base, inAsm)
+	}
+	for _, f := range conversions {
+		parts = append(parts, convert(base, tools, f, o.NoCache))
+	}
+	return bk.Merge(parts, bk.WithCustomName("collect disks"))
+}
+
+// outputs are the formats to write: those named, or raw.
+func (o DiskOptions) outputs() []exporter.Format {
+	if len(o.Formats) == 0 {
+		return exporter.Outputs(nil)
+	}
+	return o.Formats
+}
+
+// ContainerDisk says whether the result is a KubeVirt containerDisk, whose
+// image config is the minimal one.
+func (o DiskOptions) ContainerDisk() bool {
+	return slices.ContainsFunc(o.outputs(), func(f exporter.Format) bool { return f.Name == "containerdisk" })
+}
+
+func isRaw(f exporter.Format) bool { return f.Make == exporter.MakeRaw }
+
+// split sorts the outputs into those the assembly step writes (the raw
+// disk, when asked for or when a conversion needs it, and the OVA) and the
+// conversions.
+func split(want []exporter.Format) (inAsm, conversions []exporter.Format) {
+	for _, f := range want {
+		if f.Command("", "") == nil {
+			inAsm = append(inAsm, f)
+		} else {
+			conversions = append(conversions, f)
+		}
+	}
+	if len(conversions) > 0 && !slices.ContainsFunc(inAsm, isRaw) {
+		inAsm = append(exporter.Outputs(nil), inAsm...)
+	}
+	return inAsm, conversions
+}
+
+// keep copies c2vm.json and the assembly's outputs other than the raw disk
+// into a fresh state: what the step wrote minus the raw disk.
+func keep(base bk.State, inAsm []exporter.Format) bk.State {
+	fa := bk.Copy(base, "/"+diskmeta.FileName, "/"+diskmeta.FileName)
+	for _, f := range inAsm {
+		if !isRaw(f) {
+			fa = fa.Copy(base, "/"+f.FileName(), "/"+f.FileName())
+		}
+	}
+	return bk.Scratch().File(fa, bk.WithCustomName("keep "+diskmeta.FileName+" without the raw disk"))
+}
+
+// assemble is the `c2vm assemble` step writing formats into /out.
+func assemble(rootfs, tools bk.State, o DiskOptions, formats []exporter.Format) bk.State {
 	args := []string{"c2vm", "assemble", "--quiet", "-o", outDir}
+	if len(formats) != 1 || !isRaw(formats[0]) {
+		var names []string
+		for _, f := range formats {
+			names = append(names, f.Name)
+		}
+		args = append(args, "--format", strings.Join(names, ","))
+	}
 	if o.Size != "" {
 		args = append(args, "--size", o.Size)
 	}
@@ -52,8 +132,13 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 	if o.Mode != "" {
 		args = append(args, "--mode", o.Mode)
 	}
-	if o.Hostname != "" && o.Mode == "app" {
-		args = append(args, "--hostname", o.Hostname)
+	if o.Mode == "app" {
+		// The c2vm image's kernel (Dockerfile): image ENV does not reach
+		// an LLB exec.
+		args = append(args, "--kernel-dir", KernelDir)
+		if o.Hostname != "" {
+			args = append(args, "--hostname", o.Hostname)
+		}
 	}
 	var mounts []bk.RunOption
 	if o.ImageConfig != nil {
@@ -75,29 +160,30 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 	if o.NoCache {
 		run = append(run, bk.IgnoreCache)
 	}
-	raw := tools.Run(run...).AddMount(outDir, bk.Scratch())
-
-	outs := []bk.State{raw}
-	for _, f := range o.Formats {
-		if f.Name != "raw" {
-			outs = append(outs, convert(raw, tools, f, o.NoCache))
-		}
-	}
-	if len(outs) == 1 {
-		return raw
-	}
-	return bk.Merge(outs, bk.WithCustomName("collect disks"))
+	return tools.Run(run...).AddMount(outDir, bk.Scratch())
 }
 
+// convert makes format f from the raw disk in its own step. A file with an
+// owner (containerdisk's, for KubeVirt's QEMU) is written by that user into
+// a directory it owns: no root-owned copy, no second copy to chown.
 func convert(raw, tools bk.State, f exporter.Format, noCache bool) bk.State {
 	run := []bk.RunOption{
-		bk.Args(append([]string{"qemu-img"}, f.ConvertArgs(inDir+"/linux.img", outDir+"/"+f.FileName())...)),
+		bk.Args(f.Command(inDir+"/linux.img", outDir+"/"+f.FileName())),
 		bk.AddMount(inDir, raw, bk.Readonly),
 		bk.Network(bk.NetModeNone),
 		bk.WithCustomNamef("convert to %s", f.Name),
 	}
+	out := bk.Scratch()
+	if d := f.Dir(); d != "" {
+		var own []bk.MkdirOption
+		if f.Owner != 0 {
+			own = append(own, bk.WithUIDGID(f.Owner, f.Owner))
+			run = append(run, bk.User(fmt.Sprintf("%d:%d", f.Owner, f.Owner)))
+		}
+		out = out.File(bk.Mkdir("/"+d, 0o755, own...), bk.WithCustomNamef("make /%s", d))
+	}
 	if noCache {
 		run = append(run, bk.IgnoreCache)
 	}
-	return tools.Run(run...).AddMount(outDir, bk.Scratch())
+	return tools.Run(run...).AddMount(outDir, out)
 }

@@ -2,6 +2,7 @@ package llb
 
 import (
 	"context"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/c2vm/c2vm/internal/llbtest"
 	bk "github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
 )
 
 func diskState(t *testing.T, formats string) bk.State {
@@ -78,7 +80,7 @@ func TestConvertSteps(t *testing.T) {
 	}
 	slices.Sort(conv)
 	want := []string{
-		"qemu-img convert -q -f raw -O qcow2 /in/linux.img /out/linux.qcow2",
+		"qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/linux.qcow2",
 		"qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on /in/linux.img /out/linux.vhd",
 	}
 	if !slices.Equal(conv, want) {
@@ -132,7 +134,7 @@ func TestDiskAppMode(t *testing.T) {
 		}
 	}
 	args := strings.Join(asm.Meta.Args, " ")
-	if args != "c2vm assemble --quiet -o /out --mode app --hostname box --image-config /c2vm-config/config.json /rootfs" {
+	if args != "c2vm assemble --quiet -o /out --mode app --kernel-dir /usr/lib/c2vm/kernel --hostname box --image-config /c2vm-config/config.json /rootfs" {
 		t.Errorf("args %q", args)
 	}
 	var cfg *pb.Mount
@@ -153,4 +155,171 @@ func TestDiskAppMode(t *testing.T) {
 	if !strings.Contains(data, "evil; $(x)") || strings.Contains(args, "evil") {
 		t.Errorf("config file %q, args %q", data, args)
 	}
+}
+
+// TestFinalStateHoldsOnlyAskedFiles follows the definition from its head
+// to the steps that write the exported files: BuildKit exports exactly the
+// formats named (raw only when named or alone) and c2vm.json.
+func TestFinalStateHoldsOnlyAskedFiles(t *testing.T) {
+	for in, want := range map[string]string{
+		"raw":                 "c2vm.json linux.img",
+		"qcow2":               "c2vm.json linux.qcow2",
+		"raw,qcow2":           "c2vm.json linux.img linux.qcow2",
+		"ova":                 "c2vm.json linux.ova",
+		"ova,vdi":             "c2vm.json linux.ova linux.vdi",
+		"raw,ova,gce":         "c2vm.json linux-gce.tar.gz linux.img linux.ova",
+		"containerdisk":       "c2vm.json disk/linux.qcow2",
+		"vhd-azure,vmdk,vhdx": "c2vm.json linux-azure.vhd linux.vhdx linux.vmdk",
+	} {
+		if got := strings.Join(finalFiles(t, diskState(t, in)), " "); got != want {
+			t.Errorf("C2VM_FORMAT=%s exports %q, want %q", in, got, want)
+		}
+	}
+}
+
+// finalFiles are the files in a state, read from the steps that made it:
+// the outputs `c2vm assemble` writes for its --format, the destination of
+// qemu-img and tar, the targets of file copies, merged.
+func finalFiles(t *testing.T, st bk.State) []string {
+	t.Helper()
+	def, err := st.Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]*pb.Op{}
+	var head *pb.Op
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.Unmarshal(dt); err != nil {
+			t.Fatal(err)
+		}
+		ops[digest.FromBytes(dt).String()], head = &op, &op
+	}
+	files := map[string]bool{}
+	var walk func(in *pb.Input)
+	walk = func(in *pb.Input) {
+		op := ops[in.Digest]
+		switch {
+		case op.GetMerge() != nil:
+			for _, m := range op.GetMerge().Inputs {
+				walk(op.Inputs[m.Input])
+			}
+		case op.GetFile() != nil:
+			for _, a := range op.GetFile().Actions {
+				if c := a.GetCopy(); c != nil {
+					files[strings.TrimPrefix(c.Dest, "/")] = true
+				}
+			}
+		case op.GetExec() != nil:
+			for _, f := range execFiles(t, op.GetExec(), in.Index) {
+				files[f] = true
+			}
+		default:
+			t.Fatalf("unexpected op %v", op)
+		}
+	}
+	walk(head.Inputs[0])
+	var out []string
+	for f := range files {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// execFiles are the files a step writes into its output mount index.
+func execFiles(t *testing.T, e *pb.ExecOp, index int64) []string {
+	var dest string
+	for _, m := range e.Mounts {
+		if m.Output == index {
+			dest = m.Dest
+		}
+	}
+	args := e.Meta.Args
+	rel := func(p string) string { return strings.TrimPrefix(p, dest+"/") }
+	switch {
+	case slices.Contains(args, "assemble"):
+		format := "raw"
+		if i := slices.Index(args, "--format"); i > 0 {
+			format = args[i+1]
+		}
+		fs, err := exporter.ParseFormats(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []string{"c2vm.json"}
+		for _, f := range exporter.Outputs(fs) {
+			out = append(out, f.FileName())
+		}
+		return out
+	case args[0] == "qemu-img":
+		return []string{rel(args[len(args)-1])}
+	case args[0] == "tar":
+		for _, a := range args {
+			if f, ok := strings.CutPrefix(a, "--file="); ok {
+				return []string{rel(f)}
+			}
+		}
+	}
+	t.Fatalf("step %v writes unknown files", args)
+	return nil
+}
+
+// Changing which conversions are asked for leaves the assembly step as it
+// is, so BuildKit's cache keeps it.
+func TestAssemblyStepSharedByConversions(t *testing.T) {
+	asm := func(formats string) string {
+		for _, e := range llbtest.Execs(llbtest.Ops(t, diskState(t, formats))) {
+			if slices.Contains(e.Meta.Args, "assemble") {
+				return strings.Join(e.Meta.Args, " ")
+			}
+		}
+		t.Fatal("no assembly")
+		return ""
+	}
+	raw := asm("raw")
+	for _, f := range []string{"qcow2", "raw,vmdk", "gce,vhd-azure,containerdisk"} {
+		if got := asm(f); got != raw {
+			t.Errorf("C2VM_FORMAT=%s assembles with %q, raw with %q", f, got, raw)
+		}
+	}
+	if got := asm("ova,qcow2"); !strings.Contains(got, "--format raw,ova") {
+		t.Errorf("ova with a conversion: %q", got)
+	}
+}
+
+// A containerDisk's qcow2 is written by KubeVirt's qemu user (107) into
+// /disk, made for it: in the image, both are 107:107.
+func TestContainerDiskOwner(t *testing.T) {
+	st := diskState(t, "containerdisk")
+	ops := llbtest.Ops(t, st)
+	var conv *pb.ExecOp
+	for _, e := range llbtest.Execs(ops) {
+		if e.Meta.Args[0] == "qemu-img" {
+			conv = e
+		}
+	}
+	if conv == nil || conv.Meta.User != "107:107" || conv.Meta.Args[len(conv.Meta.Args)-1] != "/out/disk/linux.qcow2" {
+		t.Fatalf("conversion %+v", conv)
+	}
+	var mkdir *pb.FileActionMkDir
+	for _, a := range llbtest.FileActions(ops) {
+		if m := a.GetMkdir(); m != nil && m.Path == "/disk" {
+			mkdir = m
+		}
+	}
+	if mkdir == nil || mkdir.Owner.GetUser().GetByID() != 107 || mkdir.Owner.GetGroup().GetByID() != 107 || path.Clean(mkdir.Path) != "/disk" {
+		t.Errorf("/disk: %+v", mkdir)
+	}
+	if !(DiskOptions{Formats: mustFormats(t, "containerdisk")}).ContainerDisk() || (DiskOptions{}).ContainerDisk() {
+		t.Error("ContainerDisk() does not tell")
+	}
+}
+
+func mustFormats(t *testing.T, s string) []exporter.Format {
+	fs, err := exporter.ParseFormats(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs[1:]
 }

@@ -311,10 +311,12 @@ func diskID(t *testing.T, disk string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// TestFormats converts one disk to every qemu-img format; raw is named,
+// since naming formats writes only those.
 func TestFormats(t *testing.T) {
 	_, tarball := fixture(t)
 	out := outDir(t, "out")
-	assemble(t, nil, "-o", out, "--format", "qcow2,vmdk,vhdx,vdi,vhd", tarball)
+	assemble(t, nil, "-o", out, "--format", "raw,qcow2,vmdk,vhdx,vdi,vhd", tarball)
 	raw := filepath.Join(out, "linux.img")
 	for ext, qfmt := range map[string]string{"qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx", "vdi": "vdi", "vhd": "vpc"} {
 		conv := filepath.Join(out, "linux."+ext)
@@ -331,7 +333,7 @@ func TestFormats(t *testing.T) {
 func TestStoppedRunLeavesNoDisk(t *testing.T) {
 	_, tarball := fixture(t)
 	out := outDir(t, "SIGTERM")
-	cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "qcow2", tarball)
+	cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "raw,qcow2", tarball)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -346,12 +348,12 @@ func TestStoppedRunLeavesNoDisk(t *testing.T) {
 	// How long a whole run takes, to spread the kills over it.
 	start := time.Now()
 	full := outDir(t, "full")
-	assemble(t, nil, "-o", full, "--format", "qcow2", tarball)
+	assemble(t, nil, "-o", full, "--format", "raw,qcow2", tarball)
 	whole := time.Since(start)
 	r := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := range 20 {
 		out := outDir(t, fmt.Sprintf("SIGKILL-%d", i))
-		cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "qcow2", tarball)
+		cmd := exec.Command(c2vm, "assemble", "-o", out, "--format", "raw,qcow2", tarball)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
