@@ -103,7 +103,7 @@ func TestInstallSteps(t *testing.T) {
 var tools = llb.Image("127.0.0.1:5000/c2vm:dev")
 
 func configured(t *testing.T, o Options, g Guest) []*pb.Op {
-	return llbtest.Ops(t, Configure(llb.Image("docker.io/library/x"), tools, o, g))
+	return llbtest.Ops(t, Configure(llb.Image("docker.io/library/x"), tools, o, g).Root)
 }
 
 func fileOps(ops []*pb.Op) (files map[string]string, removed, links []string) {
@@ -145,10 +145,10 @@ func TestConfigure(t *testing.T) {
 		}
 	}
 	execs := llbtest.Execs(ops)
-	if len(execs) != 1 || strings.Join(execs[0].Meta.Args, " ") != "c2vm guest-config --root /target" || execs[0].Network != pb.NetMode_NONE {
+	if len(execs) != 1 || strings.Join(execs[0].Meta.Args, " ") != "c2vm guest-config --root /target --status-file /c2vm-status/status" || execs[0].Network != pb.NetMode_NONE {
 		t.Fatalf("root not locked by c2vm's own step: %+v", execs)
 	}
-	if len(llbtest.IgnoreCache(t, Configure(llb.Image("docker.io/library/x"), tools, Options{}, Guest{}))) != 0 {
+	if len(llbtest.IgnoreCache(t, Configure(llb.Image("docker.io/library/x"), tools, Options{}, Guest{}).Root)) != 0 {
 		t.Error("locking root never comes from cache; it need not re-run")
 	}
 }
@@ -166,7 +166,7 @@ func TestConfigureOwnBoot(t *testing.T) {
 }
 
 func TestRootPasswordFromSecret(t *testing.T) {
-	st := Configure(llb.Image("docker.io/library/x"), tools, Options{RootPasswordSecret: "rootpw"}, Guest{})
+	st := Configure(llb.Image("docker.io/library/x"), tools, Options{RootPasswordSecret: "rootpw"}, Guest{}).Root
 	e := llbtest.Execs(llbtest.Ops(t, st))[0]
 	var secret *pb.Mount
 	for _, m := range e.Mounts {
@@ -174,10 +174,11 @@ func TestRootPasswordFromSecret(t *testing.T) {
 			secret = m
 		}
 	}
-	if secret == nil || secret.SecretOpt.ID != "rootpw" || secret.SecretOpt.Optional {
+	// Optional: guest-config then names the missing --secret.
+	if secret == nil || secret.SecretOpt.ID != "rootpw" || !secret.SecretOpt.Optional || secret.Dest != "/run/c2vm-secrets/root-password" {
 		t.Fatalf("secret mount %+v", secret)
 	}
-	if !slices.Contains(e.Meta.Args, "--root-password-file") {
+	if !slices.Contains(e.Meta.Args, "--root-password-secret") {
 		t.Errorf("args %v", e.Meta.Args)
 	}
 	for _, env := range e.Meta.Env {
@@ -187,7 +188,7 @@ func TestRootPasswordFromSecret(t *testing.T) {
 	}
 	// Secret contents are not in the cache key: this step must never be
 	// served from cache.
-	if ic := llbtest.IgnoreCache(t, st); len(ic) != 1 || ic[0] != e && !slices.Contains(ic[0].Meta.Args, "--root-password-file") {
+	if ic := llbtest.IgnoreCache(t, st); len(ic) != 1 || ic[0] != e && !slices.Contains(ic[0].Meta.Args, "--root-password-secret") {
 		t.Errorf("the root password step can come from cache: %d ops ignore it", len(ic))
 	}
 }
@@ -196,7 +197,7 @@ func TestRootPasswordFromSecret(t *testing.T) {
 // kernels in /boot (a glob under test -e made dash fail) and fail with none.
 func TestInstallChecksWithTwoKernels(t *testing.T) {
 	var checks []string
-	for _, l := range strings.Split(debian{}.installScript("amd64"), "\n") {
+	for _, l := range strings.Split(debian{}.installScript("amd64", nil), "\n") {
 		if strings.Contains(l, "/boot/vmlinuz-*") || strings.Contains(l, "/boot/initrd.img-*") {
 			checks = append(checks, l)
 		}
@@ -228,5 +229,79 @@ func TestInstallAsRoot(t *testing.T) {
 	e := llbtest.Execs(llbtest.Ops(t, st))[0]
 	if e.Meta.User != "root" || e.Meta.Cwd != "/" {
 		t.Errorf("install runs as %q in %q", e.Meta.User, e.Meta.Cwd)
+	}
+}
+
+// The access options add what a minimal image lacks to the install step:
+// an SSH server for keys, sudo for a user, cloud-init with both.
+func TestAccessPackages(t *testing.T) {
+	for _, c := range []struct {
+		a          Access
+		want, lack []string
+	}{
+		{Access{}, nil, []string{"openssh-server", "sudo", "cloud-init"}},
+		{Access{AuthorizedKeys: []string{"ssh-ed25519 AAAA"}}, []string{"openssh-server"}, []string{"sudo", "cloud-init"}},
+		{Access{KeysSecret: "keys", User: "dev"}, []string{"openssh-server", "sudo"}, []string{"cloud-init"}},
+		{Access{CloudInit: true}, []string{"cloud-init", "openssh-server", "sudo"}, nil},
+	} {
+		r, _ := For(ParseOSRelease([]byte(bookworm)))
+		e := llbtest.Execs(llbtest.Ops(t, r.Install(llb.Image("docker.io/library/x"), Options{Arch: "amd64", Access: c.a})))[0]
+		install := ""
+		for _, l := range strings.Split(e.Meta.Args[2], "\n") {
+			if strings.Contains(l, "apt-get install") {
+				install = l
+			}
+		}
+		for _, p := range c.want {
+			if !strings.Contains(install, " "+p) {
+				t.Errorf("%+v: %s not installed: %s", c.a, p, install)
+			}
+		}
+		for _, p := range c.lack {
+			if strings.Contains(install, p) {
+				t.Errorf("%+v: %s installed", c.a, p)
+			}
+		}
+	}
+}
+
+// Keys from a build arg reach guest-config as a file mounted from a
+// scratch state (content-addressed, so other keys re-run the step); a
+// user, its password and key secrets become optional secret mounts and
+// the step never comes from cache.
+func TestAccessStep(t *testing.T) {
+	o := Options{Access: Access{AuthorizedKeys: []string{"ssh-ed25519 AAAA a", "ssh-rsa BBBB"}, KeysSecret: "team-keys",
+		User: "dev:1500", UserPasswordSecret: "devpw", SudoNoPasswd: true, CloudInit: true}}
+	c := Configure(llb.Image("docker.io/library/x"), tools, o, Guest{Systemd: true})
+	ops := llbtest.Ops(t, c.Root)
+	e := llbtest.Execs(ops)[0]
+	args := strings.Join(e.Meta.Args, " ")
+	want := "c2vm guest-config --root /target --status-file /c2vm-status/status --user dev:1500 --sudo-nopasswd --user-password-secret devpw " +
+		"--authorized-keys-file /c2vm-keys/authorized_keys --authorized-keys-secret team-keys"
+	if args != want {
+		t.Errorf("args\n%s\nwant\n%s", args, want)
+	}
+	secrets := map[string]string{}
+	for _, m := range e.Mounts {
+		if m.MountType == pb.MountType_SECRET {
+			if !m.SecretOpt.Optional {
+				t.Errorf("secret %s is required", m.SecretOpt.ID)
+			}
+			secrets[m.Dest] = m.SecretOpt.ID
+		}
+	}
+	if secrets["/run/c2vm-secrets/user-password"] != "devpw" || secrets["/run/c2vm-secrets/authorized-keys"] != "team-keys" || len(secrets) != 2 {
+		t.Errorf("secret mounts %v", secrets)
+	}
+	files, _, _ := fileOps(ops)
+	if files["/authorized_keys"] != "ssh-ed25519 AAAA a\nssh-rsa BBBB\n" || !strings.Contains(files[CloudConfigPath], "datasource_list: [ NoCloud, ConfigDrive, Ec2, GCE, Azure, OpenStack ]") {
+		t.Errorf("files %q", files)
+	}
+	if len(llbtest.IgnoreCache(t, c.Root)) != 1 {
+		t.Error("a step reading secrets can come from cache")
+	}
+	app := llbtest.Execs(llbtest.Ops(t, AppKeys(llb.Image("docker.io/library/x"), tools, o).Root))[0]
+	if a := strings.Join(app.Meta.Args, " "); !strings.HasSuffix(a, "--keys-only") || strings.Contains(a, "--user") {
+		t.Errorf("app mode keys: %s", a)
 	}
 }

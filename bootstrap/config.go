@@ -19,19 +19,24 @@ Type=ether
 DHCP=yes
 `
 
+// sshKeygenUnit runs before sysinit.target, so before any socket listens:
+// Ubuntu 24.04 starts sshd from ssh.socket, and a connection before the
+// keys exist would fail ssh.service.
 const sshKeygenUnit = `# c2vm: host keys are made on the machine's first boot, never baked in.
 [Unit]
 Description=Generate SSH host keys (c2vm)
+DefaultDependencies=no
 ConditionPathExists=/usr/sbin/sshd
 ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
-Before=ssh.service sshd.service
+After=local-fs.target
+Before=sysinit.target ssh.socket sshd.socket ssh.service sshd.service
 
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -A
 
 [Install]
-WantedBy=multi-user.target
+WantedBy=sysinit.target
 `
 
 const fstab = `# c2vm: / is mounted from the kernel command line (root=UUID=... rw), and
@@ -45,7 +50,7 @@ var enable = [][2]string{
 	{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
 	{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/sysinit.target.wants/systemd-resolved.service"},
 	{"/lib/systemd/system/serial-getty@.service", "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"},
-	{"/etc/systemd/system/c2vm-ssh-keygen.service", "/etc/systemd/system/multi-user.target.wants/c2vm-ssh-keygen.service"},
+	{"/etc/systemd/system/c2vm-ssh-keygen.service", "/etc/systemd/system/sysinit.target.wants/c2vm-ssh-keygen.service"},
 }
 
 // Guest says what the target already has, which decides what Configure
@@ -58,12 +63,21 @@ type Guest struct {
 	OwnBoot  bool // it brought its own kernel and init; c2vm installed nothing
 }
 
+// Configured is the configured target and the status of its guest-config
+// step: a state whose StatusFile is empty when the step succeeded and
+// holds its error otherwise (the frontend reads it and fails the build
+// with that message).
+type Configured struct {
+	Root, Status llb.State
+}
+
 // Configure writes the guest configuration: files through BuildKit's file
 // operations (which resolve paths inside the target), then c2vm's own
 // guest-config step, run from the tools image over the target, for what
-// needs code: removing baked SSH host keys and locking root or setting its
-// password from a secret — no tool of the image is used.
-func Configure(st, tools llb.State, o Options, g Guest) llb.State {
+// needs code: removing baked SSH host keys, locking root or setting its
+// password from a secret, adding a user and SSH keys — no tool of the
+// image is used.
+func Configure(st, tools llb.State, o Options, g Guest) Configured {
 	hostname := o.Hostname
 	if hostname == "" {
 		hostname = "c2vm"
@@ -99,28 +113,46 @@ func Configure(st, tools llb.State, o Options, g Guest) llb.State {
 				Symlink(e[0], e[1])
 		}
 	}
+	if o.Access.CloudInit {
+		fa = addCloudConfig(fa)
+	}
 	st = st.File(fa, o.constraints("configure guest")...)
-	return accounts(st, tools, o)
+	return accounts(st, tools, o, false)
 }
 
 // accounts runs `c2vm guest-config` over the target. Root stays locked
 // unless a secret gives its password hash (a build arg would land in the
 // image's provenance). Secret contents are not part of BuildKit's cache key,
-// so that step never comes from cache: a changed hash, or another build
-// with the same secret id, must not reuse an old layer.
-func accounts(st, tools llb.State, o Options) llb.State {
-	const target, secret = "/target", "/run/secrets/c2vm-root"
-	args := []string{"c2vm", "guest-config", "--root", target}
-	name := "lock root account"
-	var opts []llb.RunOption
-	if o.RootPasswordSecret != "" {
-		args = append(args, "--root-password-file", secret)
-		name = "set root password"
-		opts = append(opts, llb.AddSecret(secret, llb.SecretID(o.RootPasswordSecret)), llb.IgnoreCache)
+// so a step reading one never comes from cache: a changed hash, or another
+// build with the same secret id, must not reuse an old layer. The step
+// writes its error to a status file rather than failing, so that the
+// frontend can report it as the build's error.
+func accounts(st, tools llb.State, o Options, keysOnly bool) Configured {
+	const target, status = "/target", "/c2vm-status"
+	args, opts, name, secret := guestConfigArgs(o)
+	args = append([]string{"c2vm", "guest-config", "--root", target, "--status-file", status + StatusFile}, args...)
+	if keysOnly {
+		args, name = append(args, "--keys-only"), "install SSH keys for root"
+	}
+	if secret {
+		opts = append(opts, llb.IgnoreCache)
 	}
 	for _, c := range o.constraints(name) {
 		opts = append(opts, c)
 	}
 	opts = append(opts, llb.Args(args), llb.Network(llb.NetModeNone))
-	return tools.Run(opts...).AddMount(target, st)
+	run := tools.Run(opts...)
+	root := run.AddMount(target, st)
+	return Configured{Root: root, Status: run.AddMount(status, llb.Scratch())}
 }
+
+// AppKeys gives root of an app-mode image the SSH keys, for an image whose
+// program is an SSH server; nothing else of the image changes.
+func AppKeys(st, tools llb.State, o Options) Configured {
+	o.RootPasswordSecret, o.Access.User, o.Access.UserPasswordSecret = "", "", ""
+	return accounts(st, tools, o, true)
+}
+
+// StatusFile is the file in Configured.Status that holds guest-config's
+// error.
+const StatusFile = "/status"

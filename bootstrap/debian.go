@@ -41,8 +41,9 @@ func (d debian) kernelPackage(arch string) string {
 // installScript installs the kernel, systemd as init, udev and an initramfs
 // that loads the virtio and ext4 drivers early. systemd-resolved and
 // systemd-repart are separate packages on newer releases; they are added
-// where the archive has them.
-func (d debian) installScript(arch string) string {
+// where the archive has them. more are the packages the access options
+// need (Access.packages: constant names, never user input).
+func (d debian) installScript(arch string, more []string) string {
 	return strings.Join([]string{
 		"set -eu",
 		"export DEBIAN_FRONTEND=noninteractive",
@@ -57,7 +58,7 @@ func (d debian) installScript(arch string) string {
 		// INITRD=No keeps the kernel's own hook from building an initramfs
 		// that the initramfs-tools trigger then builds again: one is made
 		// below, once.
-		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra", d.kernelPackage(arch)),
+		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs $extra%s", d.kernelPackage(arch), words(more)),
 		"for k in /lib/modules/*; do v=${k##*/}; [ -e /boot/initrd.img-$v ] || update-initramfs -c -k \"$v\"; done",
 		// A glob may match several kernels (the image had one): count, do
 		// not test -e, which takes one operand.
@@ -71,7 +72,7 @@ func (d debian) Install(st llb.State, o Options) llb.State {
 		return llb.AddMount(p, llb.Scratch(), llb.AsPersistentCacheDir("c2vm-"+o.CacheNS+d.Name()+d.os.VersionID+p, llb.CacheMountLocked))
 	}
 	run := []llb.RunOption{
-		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch)}),
+		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch, o.Access.packages())}),
 		// As root in /, whatever USER and WORKDIR the Dockerfile ended with.
 		llb.User("root"), llb.Dir("/"),
 		cache("/var/cache/apt"),
@@ -81,4 +82,12 @@ func (d debian) Install(st llb.State, o Options) llb.State {
 		run = append(run, c)
 	}
 	return st.Run(run...).Root()
+}
+
+// words joins package names, each after a space.
+func words(w []string) string {
+	if len(w) == 0 {
+		return ""
+	}
+	return " " + strings.Join(w, " ")
 }

@@ -18,6 +18,8 @@ type Options struct {
 	Arch string
 	// NoCache re-runs every step (docker buildx build --no-cache).
 	NoCache bool
+	// Access is how one gets in: keys, a user, cloud-init.
+	Access Access
 }
 
 // constraints are the options every bootstrap step gets.

@@ -149,8 +149,10 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	}
 	port := freePort(t)
 	userQMP := filepath.Join(t.TempDir(), "user.sock")
+	userData := filepath.Join(t.TempDir(), "user data,x.yaml")
+	os.WriteFile(userData, []byte("#cloud-config\nhostname: h\n"), 0o644)
 	p, err := prepare(context.Background(), Options{Disk: disk, Firmware: "uefi", Accel: "tcg", Snapshot: true,
-		Ports: []string{"127.0.0.1:" + port + ":22"}, QMP: userQMP})
+		Ports: []string{"127.0.0.1:" + port + ":22"}, QMP: userQMP, SSH: true, CloudInit: userData, Display: "vnc"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +175,11 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	if !strings.Contains(usernet, "HOST_FORWARD") || !strings.Contains(usernet, port) {
 		t.Errorf("forward to %s not set up:\n%s", port, usernet)
 	}
-	if blocks := hmp(t, ctx, q, "info block"); !strings.Contains(blocks, disk) || !strings.Contains(blocks, "pflash") {
-		t.Errorf("disk or firmware missing:\n%s", blocks)
+	if blocks := hmp(t, ctx, q, "info block"); !strings.Contains(blocks, disk) || !strings.Contains(blocks, "pflash") || !strings.Contains(blocks, "/cidata.img") {
+		t.Errorf("disk, firmware or cloud-init seed missing:\n%s", blocks)
+	}
+	if vnc := hmp(t, ctx, q, "info vnc"); !strings.Contains(vnc, p.vnc) || p.sshLine != "ssh -p "+port+" root@127.0.0.1" {
+		t.Errorf("VNC not on %s, or ssh line %q:\n%s", p.vnc, p.sshLine, vnc)
 	}
 	if _, err := q.execute(ctx, "no-such-command", nil); err == nil || !strings.Contains(err.Error(), "CommandNotFound") {
 		t.Errorf("QMP error not reported: %v", err)

@@ -36,6 +36,9 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	if p.forwards, p.notes, err = planForwards(o.Ports, p.exposed()); err != nil {
 		return nil, err
 	}
+	if err := p.planAccess(); err != nil {
+		return nil, err
+	}
 	if p.qemu, err = hosttools.Look(qemuBinary); err != nil {
 		return nil, err
 	}
@@ -51,6 +54,12 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 		return nil, err
 	}
 	p.qmp = filepath.Join(p.work, "qmp.sock")
+	if o.CloudInit != "" {
+		if p.seed, err = makeSeed(ctx, p.work, o.CloudInit); err != nil {
+			os.RemoveAll(p.work)
+			return nil, err
+		}
+	}
 	if p.args, err = p.qemuArgs(accel, fw); err != nil {
 		os.RemoveAll(p.work)
 		return nil, err
@@ -111,6 +120,14 @@ func checkOptions(o Options) error {
 		if err := checkSocketPath(o.QMP); err != nil {
 			return err
 		}
+	}
+	switch o.Display {
+	case "", "none", "vnc", "gtk":
+	default:
+		return usererr.New(fmt.Sprintf("unknown display %q", o.Display), "use --display none, vnc or gtk")
+	}
+	if o.CloudInit != "" {
+		return checkCloudInit(o.CloudInit)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package vmrun
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,13 +27,23 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	for _, f := range p.forwards {
 		netdev += "," + f.hostfwd()
 	}
-	args := []string{"-machine", "q35", "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs),
-		"-nographic", "-no-reboot", "-serial", "mon:stdio",
-		"-drive", "file=" + optValue(o.Disk) + ",format=" + diskFormat(o.Disk) + ",if=virtio",
+	display, err := p.displayArgs()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-machine", "q35", "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
+	args = append(args, display...)
+	args = append(args, "-no-reboot", "-serial", "mon:stdio",
+		"-drive", "file="+optValue(o.Disk)+",format="+diskFormat(o.Disk)+",if=virtio")
+	if p.seed != "" {
+		// A second disk the guest's cloud-init finds by its label.
+		args = append(args, "-drive", "file="+optValue(p.seed)+",format=raw,if=virtio,readonly=on")
+	}
+	args = append(args,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
 		// An entropy source: without one, guests that need random numbers
 		// early (DHCP clients, TLS) wait minutes under emulation.
-		"-device", "virtio-rng-pci"}
+		"-device", "virtio-rng-pci")
 	// c2vm's own monitor, and the caller's: QEMU serves one client per QMP
 	// socket, so a user connected to --qmp never blocks a graceful stop.
 	args = append(args, qmpArgs("c2vm-qmp", p.qmp)...)
@@ -53,6 +64,36 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 		args = append(args, fw...)
 	}
 	return args, nil
+}
+
+// displayArgs show the guest's screen as asked. Without a display the
+// graphics card is still there (QMP screendump reads it); with one,
+// QEMU's monitor stays on the console (Ctrl-a c), not on the screen.
+func (p *plan) displayArgs() ([]string, error) {
+	switch p.o.Display {
+	case "vnc":
+		n, err := freeVNCDisplay()
+		if err != nil {
+			return nil, err
+		}
+		p.vnc = fmt.Sprintf("127.0.0.1:%d", 5900+n)
+		return []string{"-display", fmt.Sprintf("vnc=127.0.0.1:%d", n), "-monitor", "none"}, nil
+	case "gtk":
+		return []string{"-display", "gtk", "-monitor", "none"}, nil
+	}
+	return []string{"-nographic"}, nil
+}
+
+// freeVNCDisplay is a VNC display number whose port (5900+N) is free on
+// 127.0.0.1.
+func freeVNCDisplay() (int, error) {
+	for n := range 100 {
+		if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", 5900+n)); err == nil {
+			l.Close()
+			return n, nil
+		}
+	}
+	return 0, usererr.New("no free VNC port from 5900 to 5999 on 127.0.0.1", "stop another VNC server, or use --display none")
 }
 
 func qmpArgs(id, path string) []string {

@@ -135,6 +135,9 @@ func TestCheckOptions(t *testing.T) {
 		{Options{QMP: "/" + strings.Repeat("x", 120)}, "at most 107"},
 		{Options{Timeout: -1}, "negative"},
 		{Options{QMP: "/etc/passwd"}, "is not a socket"},
+		{Options{Display: "sdl"}, "unknown display"},
+		{Options{CloudInit: "/nonexistent/user-data"}, "--cloud-init /nonexistent/user-data: no such file"},
+		{Options{CloudInit: "/etc"}, "not a regular file"},
 	} {
 		err := checkOptions(withDefaults(tc.o))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

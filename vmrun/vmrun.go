@@ -51,6 +51,15 @@ type Options struct {
 	NoExpose bool
 	// QMP, when set, is the path of an extra QMP socket for the caller.
 	QMP string
+	// SSH forwards a free host port on 127.0.0.1 to the guest's port 22
+	// (or uses a -p or exposed forward of it) and prints the ssh command.
+	SSH bool
+	// CloudInit is a cloud-init user-data file, attached as a NoCloud seed
+	// (a FAT drive labelled CIDATA) for cloud-init in the guest.
+	CloudInit string
+	// Display is the guest's screen: "none" or "" (only the serial
+	// console), "vnc" (a VNC server on 127.0.0.1) or "gtk" (a window).
+	Display string
 
 	Stdin  io.Reader // the console's input; a terminal is restored at the end
 	Stdout io.Writer // the console
@@ -92,6 +101,12 @@ func Run(ctx context.Context, o Options) error {
 	for _, f := range p.forwards {
 		fmt.Fprintf(p.o.Stderr, "c2vm: port %d/tcp → %s\n", f.Guest, f.hostAddr())
 	}
+	if p.sshLine != "" {
+		fmt.Fprintf(p.o.Stderr, "c2vm: log in with: %s\n", p.sshLine)
+	}
+	if p.vnc != "" {
+		fmt.Fprintf(p.o.Stderr, "c2vm: the guest's screen is on VNC at %s\n", p.vnc)
+	}
 	// Saved before QEMU starts and restored on every way out, since QEMU
 	// leaves the terminal raw when it is killed.
 	restore := saveTerminal(p.o.Stdin)
@@ -113,6 +128,9 @@ type plan struct {
 	qmp      string // c2vm's own QMP socket
 	forwards []Forward
 	notes    []string // said before the boot
+	sshLine  string   // --ssh: the command that logs in
+	seed     string   // --cloud-init: the NoCloud seed image
+	vnc      string   // --display vnc: host:port of the VNC server
 }
 
 // appMode tells whether the guest reports its program's exit code.

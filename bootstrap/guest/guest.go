@@ -1,18 +1,20 @@
 // Package guest applies the distribution-neutral part of guest
 // configuration to a root filesystem, with c2vm's own code rather than the
 // image's tools (an image that brings its own kernel and init may have no
-// shell, no usermod, no ssh-keygen): remove baked SSH host keys, and lock
-// root or give it the password hash from a secret.
+// shell, no useradd, no ssh-keygen): remove baked SSH host keys, lock root
+// or give it the password hash from a secret, add the user C2VM_USER asks
+// for, and install SSH public keys with sshd settings to match.
 //
 // It runs inside the build, in the c2vm image, over the target mounted at a
 // directory. The target is hostile: every path is opened through os.Root,
-// so a symlink in it never leads outside it.
+// so a symlink in it never leads outside it, and what c2vm creates for an
+// account is checked not to be a symlink (files.go).
 package guest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -22,29 +24,102 @@ import (
 type Options struct {
 	// PasswordHash is a crypt(3) hash for root; empty locks root.
 	PasswordHash string
+	// AuthorizedKeys are checked public keys (ParseAuthorizedKeys) for
+	// User, or for root without one.
+	AuthorizedKeys []string
+	// User, when set, is the account to add (or adopt).
+	User *User
+	// KeysOnly gives root the keys and changes nothing else: app mode,
+	// where the image's own sshd, host keys and accounts are its program's.
+	KeysOnly bool
+	// Log receives notes; nil discards them.
+	Log io.Writer
 }
-
-// maxAccountFile bounds /etc/shadow and /etc/passwd as read.
-const maxAccountFile = 16 << 20
 
 // Apply configures the root filesystem at dir.
 func Apply(dir string, o Options) error {
+	if err := o.check(); err != nil {
+		return err
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	if o.KeysOnly {
+		return installKeys(root, rootAccount, o.AuthorizedKeys)
+	}
 	if err := removeHostKeys(root); err != nil {
 		return err
 	}
-	pw := "!"
+	if err := setPassword(root, "root", o.rootPassword()); err != nil {
+		return err
+	}
+	return o.access(root)
+}
+
+// check refuses what must never reach an account file.
+func (o Options) check() error {
 	if o.PasswordHash != "" {
 		if err := CheckHash(o.PasswordHash); err != nil {
+			return fmt.Errorf("the root password secret: %w", err)
+		}
+	}
+	if o.User != nil && o.User.PasswordHash != "" {
+		if err := CheckHash(o.User.PasswordHash); err != nil {
+			return fmt.Errorf("the user password secret: %w", err)
+		}
+	}
+	if o.KeysOnly && len(o.AuthorizedKeys) == 0 {
+		return errors.New("no keys to install")
+	}
+	return nil
+}
+
+// rootPassword is root's password field: the hash, or no password. "!"
+// locks root; when root gets keys it is "*" instead, which no password
+// matches either but which sshd without PAM does not take for a locked
+// account refusing keys too.
+func (o Options) rootPassword() string {
+	switch {
+	case o.PasswordHash != "":
+		return o.PasswordHash
+	case o.User == nil && len(o.AuthorizedKeys) > 0:
+		return "*"
+	}
+	return "!"
+}
+
+// access adds the user and installs the keys, with sshd settings to match.
+func (o Options) access(root *os.Root) error {
+	acc := rootAccount
+	if o.User != nil {
+		var err error
+		if acc, err = addUser(root, *o.User); err != nil {
 			return err
 		}
-		pw = o.PasswordHash
+		if err := joinGroups(root, acc.name); err != nil {
+			return err
+		}
+		if o.User.SudoNoPasswd {
+			if err := writeSudoers(root, acc.name); err != nil {
+				return err
+			}
+		}
 	}
-	return setRootPassword(root, pw)
+	if len(o.AuthorizedKeys) > 0 {
+		if err := installKeys(root, acc, o.AuthorizedKeys); err != nil {
+			return err
+		}
+	}
+	if o.User == nil && len(o.AuthorizedKeys) == 0 {
+		return nil
+	}
+	note, err := configureSSHD(root, o.PasswordHash != "" || o.User != nil && o.User.PasswordHash != "")
+	if note != "" && o.Log != nil {
+		fmt.Fprintln(o.Log, note)
+	}
+	return err
 }
 
 // CheckHash accepts crypt(3) hashes ($id$salt$hash, with optional
@@ -52,7 +127,7 @@ func Apply(dir string, o Options) error {
 // /etc/shadow.
 func CheckHash(h string) error {
 	if !strings.HasPrefix(h, "$") || len(h) > 512 || strings.Trim(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./$=,-") != "" {
-		return errors.New("the root password secret is not a crypt(3) hash (such as mkpasswd -m yescrypt or openssl passwd -6 prints)")
+		return errors.New("not a crypt(3) hash (such as mkpasswd -m yescrypt or openssl passwd -6 prints)")
 	}
 	return nil
 }
@@ -80,63 +155,4 @@ func removeHostKeys(root *os.Root) error {
 		}
 	}
 	return nil
-}
-
-// setRootPassword sets root's password field in /etc/shadow, or in
-// /etc/passwd for images without shadow passwords.
-func setRootPassword(root *os.Root, pw string) error {
-	for _, name := range []string{"etc/shadow", "etc/passwd"} {
-		b, err := readSmall(root, name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("/%s: %w", name, err)
-		}
-		out, ok := setField(b, pw)
-		if !ok {
-			if name == "etc/shadow" {
-				continue
-			}
-			return fmt.Errorf("/etc/passwd has no root entry: root cannot be locked or given a password")
-		}
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			return fmt.Errorf("/%s: %w", name, err)
-		}
-		_, err = f.Write(out)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	return fmt.Errorf("the image has neither /etc/shadow nor /etc/passwd: root cannot be locked or given a password")
-}
-
-func readSmall(root *os.Root, name string) ([]byte, error) {
-	fi, err := root.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxAccountFile {
-		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxAccountFile)
-	}
-	return root.ReadFile(name)
-}
-
-// setField replaces the second field of root's line.
-func setField(b []byte, pw string) ([]byte, bool) {
-	lines := bytes.SplitAfter(b, []byte("\n"))
-	for i, l := range lines {
-		if !bytes.HasPrefix(l, []byte("root:")) {
-			continue
-		}
-		f := bytes.SplitN(l, []byte(":"), 3)
-		if len(f) < 3 {
-			return nil, false
-		}
-		lines[i] = bytes.Join([][]byte{f[0], []byte(pw), f[2]}, []byte(":"))
-		return bytes.Join(lines, nil), true
-	}
-	return nil, false
 }

@@ -19,8 +19,10 @@ guest's serial console on this terminal; Ctrl-a x quits QEMU.
 
 The firmware follows the disk's partition table (--firmware auto). Ports the
 image exposes (c2vm.json beside the disk) are forwarded to 127.0.0.1; -p adds
-forwards like docker run -p. SIGINT or SIGTERM presses the guest's power
-button and waits --stop-timeout for it to power off.
+forwards like docker run -p; --ssh forwards one to the guest's SSH server and
+prints the ssh command. --cloud-init FILE gives cloud-init in the guest its
+user-data. SIGINT or SIGTERM presses the guest's power button and waits
+--stop-timeout for it to power off.
 
 Exit status: 0 when the guest powered off by itself (or on the power button)
 and --expect's TEXT appeared; an app-mode disk's program exit code; 1 on a
@@ -56,5 +58,8 @@ timeout or any other failure, with a message.`,
 	f.StringArrayVarP(&o.Ports, "publish", "p", nil, "forward a host TCP port: HOST:GUEST (all host addresses) or IP:HOST:GUEST; repeatable")
 	f.BoolVar(&o.NoExpose, "no-expose", false, "do not forward the ports the image exposes (c2vm.json)")
 	f.StringVar(&o.QMP, "qmp", "", "also serve QEMU's QMP monitor on this Unix socket")
+	f.BoolVar(&o.SSH, "ssh", false, "forward a free port on 127.0.0.1 to the guest's SSH server (port 22) and print the ssh command")
+	f.StringVar(&o.CloudInit, "cloud-init", "", "attach a NoCloud seed with this cloud-init user-data (for disks built with C2VM_CLOUD_INIT=1)")
+	f.StringVar(&o.Display, "display", "none", "the guest's screen: none (serial console only; QMP screendump still works), vnc (on 127.0.0.1) or gtk")
 	return cmd
 }

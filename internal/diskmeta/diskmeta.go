@@ -28,6 +28,12 @@ type Meta struct {
 	Firmware string `json:"firmware"`
 	// ExposedPorts are the image's EXPOSE entries, such as "8000/tcp".
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
+	// SSHUser is the account c2vm gave SSH public keys (root, or
+	// C2VM_USER); empty when it gave none.
+	SSHUser string `json:"sshUser,omitempty"`
+	// CloudInit says the disk has cloud-init (C2VM_CLOUD_INIT=1), which
+	// reads a NoCloud seed such as c2vm run --cloud-init attaches.
+	CloudInit bool `json:"cloudInit,omitempty"`
 }
 
 // Write stores m as dir/c2vm.json.
