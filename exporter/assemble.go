@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/appinit"
+	"github.com/c2vm/c2vm/exporter/diskformat"
 	"github.com/c2vm/c2vm/exporter/ext4"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
@@ -26,7 +27,7 @@ type InputError = usererr.Error
 // Options are assemble's flags.
 type Options struct {
 	OutDir   string
-	Formats  []Format // from ParseFormats; raw first
+	Formats  []Format // from ParseFormats: the raw disk, then the formats to write
 	Size     int64    // 0: auto
 	Firmware Firmware
 	Cmdline  []string  // from ParseCmdline
@@ -36,6 +37,7 @@ type Options struct {
 	Program   *appinit.Config // app mode: what runs, from the image config
 	KernelDir string          // app mode: where the kernel and modules are (initramfs.FindKernel)
 	Exposed   []string        // the image's EXPOSE ports, for c2vm.json
+	Access    *Access         // root's SSH keys and password; nil for none
 
 	start time.Time
 }
@@ -43,7 +45,7 @@ type Options struct {
 // Result says what was written.
 type Result struct {
 	Mode     Mode
-	Files    []string // final paths, linux.img first
+	Files    []string // final paths, in the format table's order (linux.img first when written)
 	Layout   *Layout
 	IDs      IDs
 	Estimate RootEstimate
@@ -57,10 +59,11 @@ func (o *Options) logf(format string, args ...any) {
 	}
 }
 
-// Assemble turns src into a bootable disk in opts.OutDir. Every output is
-// written under a temporary name in a scratch directory inside OutDir and
-// renamed at the end, linux.img last: a failed or killed run leaves no
-// linux.img, and a failed one leaves nothing.
+// Assemble turns src into a bootable disk in opts.OutDir, written in the
+// formats asked for. Every output is written under a temporary name in a
+// scratch directory inside OutDir and renamed at the end, the first format
+// (linux.img when asked for) last: a failed or killed run leaves none of
+// it, and a failed one leaves nothing.
 func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, error) {
 	opts.start = time.Now()
 	if len(opts.Formats) == 0 {
@@ -106,8 +109,9 @@ func (b *build) plan() error {
 		return err
 	}
 	b.mode = pickMode(b.opts.Mode, b.inv)
-	var extra int64
+	extra, headroom := int64(0), int64(systemHeadroom)
 	if b.mode == ModeApp {
+		headroom = appHeadroom
 		if b.app, err = prepareApp(&b.opts, b.inv, b.work); err != nil {
 			return err
 		}
@@ -120,7 +124,7 @@ func (b *build) plan() error {
 		}
 		logBoot(&b.opts, b.boot)
 	}
-	if b.est, err = Estimate(b.inv, extra); err != nil {
+	if b.est, err = Estimate(b.inv, extra, headroom); err != nil {
 		return err
 	}
 	rootBytes := b.est.Auto
@@ -152,12 +156,17 @@ func checkTools(opts Options) error {
 	if opts.Firmware.uefi() {
 		need = append(need, "mkfs.vfat", "mcopy", "mmd")
 	}
-	if len(opts.Formats) > 1 {
-		need = append(need, "qemu-img")
+	for _, f := range Outputs(opts.Formats) {
+		switch f.Make {
+		case MakeQemu, MakeOVA:
+			need = append(need, "qemu-img")
+		case MakeGCE:
+			need = append(need, "tar", "gzip")
+		}
 	}
 	for _, t := range need {
 		if _, err := lookTool(t); err != nil {
-			return err
+			return missingTool(t, err)
 		}
 	}
 	for _, p := range []string{"i386-pc", "x86_64-efi"} {
@@ -183,8 +192,9 @@ type build struct {
 	outDir string
 	ids    IDs
 	work   string   // scratch directory inside outDir
-	temps  []string // outputs under temporary names, in Formats order
+	temps  []string // outputs under temporary names, in Outputs order
 	final  []string
+	access accessFound // for c2vm.json
 }
 
 func (b *build) cleanup() {
@@ -239,16 +249,57 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	b.temps = append(b.temps, filepath.Join(b.work, raw))
 	b.opts.logf("raw disk written")
-	for _, fm := range b.opts.Formats[1:] {
-		b.opts.logf("converting to %s", fm.Name)
-		if err := b.tool(ctx, nil, nil, "qemu-img", fm.ConvertArgs(raw, fm.FileName())...); err != nil {
+	for _, fm := range Outputs(b.opts.Formats) {
+		if err := b.makeFormat(ctx, fm, raw); err != nil {
 			return err
 		}
-		b.temps = append(b.temps, filepath.Join(b.work, fm.FileName()))
+		b.temps = append(b.temps, filepath.Join(b.work, fm.File))
 	}
 	return b.publish()
+}
+
+// makeFormat writes format fm from the raw disk in the scratch directory;
+// raw itself is already there.
+func (b *build) makeFormat(ctx context.Context, fm Format, raw string) error {
+	if fm.Make == MakeRaw {
+		return nil
+	}
+	b.opts.logf("converting to %s", fm.Name)
+	if d := fm.Dir(); d != "" {
+		if err := os.MkdirAll(filepath.Join(b.work, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if fm.Make == MakeOVA {
+		return b.writeOVA(ctx, fm, raw)
+	}
+	argv := fm.Command(raw, fm.File)
+	return b.tool(ctx, nil, nil, argv[0], argv[1:]...)
+}
+
+// writeOVA converts the raw disk to a streamOptimized VMDK, the one disk
+// format both VirtualBox and VMware import, and packs it with c2vm's OVF.
+// A hybrid disk is described as BIOS: every importer boots that, while
+// UEFI is opt-in on some.
+func (b *build) writeOVA(ctx context.Context, fm Format, raw string) error {
+	const vmdk = "ova-disk.vmdk"
+	if err := b.tool(ctx, nil, nil, "qemu-img", fm.ConvertArgs(raw, vmdk)...); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(b.work, vmdk))
+	populated, err := diskformat.Allocated(filepath.Join(b.work, raw))
+	if err != nil {
+		return err
+	}
+	mtime := time.Now()
+	if epoch, err := sourceDateEpoch(); err != nil {
+		return err
+	} else if epoch != nil {
+		mtime = *epoch
+	}
+	a := diskformat.DefaultAppliance("linux", b.opts.Firmware == UEFI, b.layout.DiskBytes, populated)
+	return diskformat.WriteOVA(filepath.Join(b.work, fm.File), a, filepath.Join(b.work, vmdk), mtime)
 }
 
 func (b *build) assignPartUUIDs() {
@@ -297,7 +348,13 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 		return err
 	}
 	sink := newRootSink(w, epoch)
-	err = src.Stream(ctx, sink)
+	acc, err := newAccessSink(sink, b.opts.Access, b.mode)
+	if err == nil {
+		err = src.Stream(ctx, acc)
+	}
+	if err == nil {
+		b.access, err = acc.finish()
+	}
 	if err == nil {
 		extras := firstBootFiles(b.inv)
 		if b.app != nil {
@@ -370,24 +427,25 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 	return b.tool(ctx, nil, env, "mcopy", "-i", img, "BOOTX64.EFI", "::/EFI/BOOT/BOOTX64.EFI")
 }
 
-// publish renames the outputs into place, linux.img last, so that a
-// linux.img in the output directory means the run finished.
+// publish renames the outputs into place, the first one (linux.img when
+// asked for) last, so that it in the output directory means the run
+// finished.
 func (b *build) publish() error {
 	// c2vm.json before the disks: a linux.img without it would read as a
 	// system disk to c2vm run.
 	meta := diskmeta.Meta{Mode: string(b.mode), Firmware: string(b.opts.Firmware), ExposedPorts: b.opts.Exposed}
+	b.access.describe(&meta)
 	if err := diskmeta.Write(b.work, meta); err != nil {
 		return err
 	}
 	if err := os.Rename(filepath.Join(b.work, diskmeta.FileName), filepath.Join(b.outDir, diskmeta.FileName)); err != nil {
 		return err
 	}
+	outs := Outputs(b.opts.Formats)
 	names := make([]string, len(b.temps))
-	for i, fm := range b.opts.Formats {
-		names[i] = filepath.Join(b.outDir, fm.FileName())
-	}
 	for i := len(b.temps) - 1; i >= 0; i-- {
-		if err := os.Rename(b.temps[i], names[i]); err != nil {
+		names[i] = filepath.Join(b.outDir, outs[i].File)
+		if err := placeOutput(b.temps[i], names[i], outs[i]); err != nil {
 			return err
 		}
 	}
@@ -397,4 +455,31 @@ func (b *build) publish() error {
 		d.Close()
 	}
 	return nil
+}
+
+// placeOutput renames an output into place, making its directory first
+// (containerdisk's disk/). A file with an owner gets it when c2vm runs as
+// root; otherwise its mode lets any user read it, which is all KubeVirt's
+// QEMU needs, and an image build can still chown it.
+func placeOutput(tmp, final string, f Format) error {
+	if f.Dir() != "" {
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return err
+		}
+	}
+	if f.Owner != 0 && os.Geteuid() == 0 {
+		if err := os.Chown(tmp, f.Owner, f.Owner); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, final)
+}
+
+// missingTool names the package of a tool hosttools does not know.
+func missingTool(name string, err error) error {
+	var m *MissingToolError
+	if errors.As(err, &m) && m.Package == "" {
+		return &MissingToolError{Tool: name, Package: name}
+	}
+	return err
 }

@@ -255,9 +255,9 @@ func TestOutputPathsAnyName(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "my vms?offset=0@@1:x,y")
 	src := layoutSource(t, kernelLayer().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644,
 		PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}}, "x").Bytes())
-	fs, _ := ParseFormats("qcow2")
+	fs, _ := ParseFormats("raw,qcow2")
 	d := assembleT(t, src, Options{OutDir: out, Formats: fs})
-	if len(d.res.Files) != 2 || filepath.Dir(d.res.Files[1]) != out {
+	if len(d.res.Files) != 2 || filepath.Dir(d.res.Files[0]) != out || filepath.Dir(d.res.Files[1]) != out {
 		t.Fatalf("files %v", d.res.Files)
 	}
 	// Read back through a plain copy: debugfs's own syntax is the test's

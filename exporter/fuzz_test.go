@@ -17,7 +17,7 @@ func FuzzEstimate(f *testing.F) {
 	f.Add(int64(-1), int64(-5), int64(-1), int64(-1))
 	f.Fuzz(func(t *testing.T, entries, dirs, content, blocks int64) {
 		start := time.Now()
-		e, err := Estimate(&rootfs.Inventory{Entries: entries, Dirs: dirs, Content: content, Blocks: blocks}, 0)
+		e, err := Estimate(&rootfs.Inventory{Entries: entries, Dirs: dirs, Content: content, Blocks: blocks}, 0, systemHeadroom)
 		if d := time.Since(start); d > 50*time.Millisecond {
 			t.Fatalf("took %s", d)
 		}

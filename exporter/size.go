@@ -15,6 +15,17 @@ type RootEstimate struct {
 	Auto    int64 // Min plus headroom for the guest's first boot
 }
 
+// Free space an auto-sized root filesystem keeps for the guest, beyond
+// content/32. It is paid in export bytes, so a larger room comes from a
+// larger virtual disk, which the guest grows into at boot (c2vm run makes
+// one). A system keeps enough for its package indexes (apt-get update on
+// Debian 12 writes about 120 MiB of lists and caches); an app, for what a
+// program writes beside its image.
+const (
+	systemHeadroom = 160 * mib
+	appHeadroom    = 32 * mib
+)
+
 // extraBlocks covers what assembly adds to the tree (first-boot units,
 // app mode's kernel and initramfs are counted by the caller).
 const extraBlocks = 64
@@ -22,7 +33,7 @@ const extraBlocks = 64
 // Estimate sizes the root filesystem in closed form from the inventory,
 // with ext4's own accounting of its metadata; sums are checked, and a
 // tree beyond what ext4 holds is an error.
-func Estimate(inv *rootfs.Inventory, extraBytes int64) (RootEstimate, error) {
+func Estimate(inv *rootfs.Inventory, extraBytes, headroom int64) (RootEstimate, error) {
 	// Spare inodes and blocks for what the guest creates at first boot.
 	inodes := inv.Entries + inv.Entries/5 + 1024
 	blocks := inv.Blocks + extraBlocks + (extraBytes+blockSize-1)/blockSize
@@ -34,7 +45,7 @@ func Estimate(inv *rootfs.Inventory, extraBytes int64) (RootEstimate, error) {
 		return RootEstimate{}, errTooBig(inv)
 	}
 	content := blocks * blockSize
-	auto := roundUp(minFS+content/32+24*mib, mib)
+	auto := roundUp(minFS+content/32+headroom, mib)
 	if auto > maxDiskSize {
 		return RootEstimate{}, errTooBig(inv)
 	}

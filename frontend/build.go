@@ -16,8 +16,10 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/buildkit/frontend/subrequests/outline"
 	"github.com/moby/buildkit/frontend/subrequests/targets"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -70,11 +72,16 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		ListTargets: func(ctx context.Context) (*targets.List, error) {
 			return dockerfile2llb.ListTargets(ctx, src.Data)
 		},
+		// --call check: BuildKit's own Dockerfile linter, as with the
+		// stock frontend.
+		Lint: func(ctx context.Context) (*lint.LintResults, error) {
+			return dockerfile2llb.DockerfileLint(ctx, src.Data, convertOpt)
+		},
 	}); err != nil || ok {
 		return res, err
 	}
 	if bad := unknownOptions(bc.BuildArgs); len(bad) > 0 {
-		return nil, fmt.Errorf("unknown c2vm option %s: the options are %s (see --call outline)", strings.Join(bad, ", "), optionNames())
+		return nil, fmt.Errorf("unknown c2vm option %s: the options are %s, in capitals (see --call outline)", strings.Join(bad, ", "), optionNames())
 	}
 	set, err := parseOptions(bc.BuildArgs)
 	if err != nil {
@@ -107,12 +114,26 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		if err != nil {
 			return nil, err
 		}
-		return &dockerui.BuildResult{Reference: ref, Image: dfRes.Image, BaseImage: dfRes.BaseImage}, nil
+		img, base := dfRes.Image, dfRes.BaseImage
+		if set.disk.ContainerDisk() {
+			img, base = containerDiskImage(p), nil
+		}
+		return &dockerui.BuildResult{Reference: ref, Image: img, BaseImage: base}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return rb.Finalize()
+}
+
+// containerDiskImage is a KubeVirt containerDisk's image config: only the
+// platform, no program (KubeVirt never runs one, it reads /disk) and none of
+// the Dockerfile's settings, which belong to the guest, not to this image.
+func containerDiskImage(p ocispecs.Platform) *dockerspec.DockerOCIImage {
+	img := &dockerspec.DockerOCIImage{}
+	img.OS, img.Architecture, img.Variant = "linux", p.Architecture, p.Variant
+	img.RootFS.Type = "layers"
+	return img
 }
 
 func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bc *dockerui.Client) (client.Reference, error) {

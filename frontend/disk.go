@@ -3,11 +3,15 @@ package frontend
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/c2vm/c2vm/bootstrap"
+	"github.com/c2vm/c2vm/bootstrap/guest"
 	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -31,15 +35,26 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 	if do.ImageConfig, err = json.Marshal(cfg); err != nil {
 		return llb.State{}, err
 	}
-	if mode == exporter.ModeApp {
-		if set.bootstrap.RootPasswordSecret != "" {
-			return llb.State{}, errAppPassword
-		}
-		do.Hostname = set.bootstrap.Hostname
-		return c2llb.Disk(st, tools, do), nil
-	}
 	bo := set.bootstrap
 	bo.Arch, bo.CacheNS = p.Architecture, cacheNS
+	if bo.Access.AuthorizedKeys, err = keysFromContext(ctx, c, bo.Access.AuthorizedKeys, set.keysFrom, p); err != nil {
+		return llb.State{}, err
+	}
+	if err := t.checkAccess(ctx, mode, bo); err != nil {
+		return llb.State{}, err
+	}
+	if mode == exporter.ModeApp {
+		if err := t.runnable(cfg, set.mode); err != nil {
+			return llb.State{}, err
+		}
+		do.Hostname = set.bootstrap.Hostname
+		if bo.Access.Keys() {
+			if st, err = configured(ctx, c, bootstrap.AppKeys(st, tools, bo), p); err != nil {
+				return llb.State{}, err
+			}
+		}
+		return c2llb.Disk(st, tools, do), nil
+	}
 	rootfs, err := bootable(ctx, c, st, tools, p, bo, t)
 	if err != nil {
 		return llb.State{}, err
@@ -66,14 +81,125 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 // initramfs first.
 func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocispecs.Platform, bo bootstrap.Options, t *target) (llb.State, error) {
 	if t.ownBoot {
-		return bootstrap.Configure(st, tools, bo, bootstrap.Guest{OwnBoot: true, Systemd: t.systemd, Resolved: t.resolved}), nil
+		return configured(ctx, c, bootstrap.Configure(st, tools, bo, bootstrap.Guest{OwnBoot: true, Systemd: t.systemd, Resolved: t.resolved}), p)
 	}
-	out := bootstrap.Configure(t.recipe.Install(st, bo), tools, bo, bootstrap.Guest{Systemd: true, Resolved: true})
-	// Evaluate here so that a failing install is reported as such.
-	if err := evaluate(ctx, c, out, p); err != nil {
+	installed := t.recipe.Install(st, bo)
+	// Evaluate here so that a failing install is reported as such, and a
+	// failing configuration as that.
+	if err := evaluate(ctx, c, installed, p); err != nil {
 		return llb.State{}, &BootstrapError{OS: t.os.Name(), Step: "install kernel (" + t.recipe.Name() + ")", Err: err}
 	}
-	return out, nil
+	return configured(ctx, c, bootstrap.Configure(installed, tools, bo, bootstrap.Guest{Systemd: true, Resolved: true}), p)
+}
+
+// configured runs the guest configuration now and returns its result, or
+// the error c2vm guest-config wrote to its status file (a secret the build
+// was not given, a bad key, an image it cannot add the user to): the step
+// itself succeeds so that its message, not "exit code: 1", is the build's
+// error.
+func configured(ctx context.Context, c client.Client, cfg bootstrap.Configured, p ocispecs.Platform) (llb.State, error) {
+	ref, err := solve(ctx, c, cfg.Status, p, nil)
+	if err != nil {
+		return llb.State{}, fmt.Errorf("configuring the guest failed: %s", stepFailure(err))
+	}
+	status, err := ref.ReadFile(ctx, client.ReadRequest{Filename: bootstrap.StatusFile, Range: &client.FileRange{Length: 64 << 10}})
+	if err != nil {
+		return llb.State{}, fmt.Errorf("configuring the guest: reading c2vm guest-config's status: %v", err)
+	}
+	if len(status) > 0 {
+		return llb.State{}, optionError(status)
+	}
+	return cfg.Root, nil
+}
+
+// stepFailure is a failed step's error without BuildKit's long wrapping.
+func stepFailure(err error) string {
+	what := err.Error()
+	if m := exitCode.FindString(what); m != "" {
+		return "it ended with " + m + "; its output is in the build log above"
+	}
+	return what
+}
+
+// sshdPaths are where images keep an OpenSSH server.
+var sshdPaths = []string{"/usr/sbin/sshd", "/sbin/sshd", "/usr/bin/sshd"}
+
+// checkAccess refuses access options where c2vm cannot apply them: users
+// and cloud-init in app mode (no one logs in; the image's program runs),
+// keys for an image without an SSH server that c2vm cannot install into.
+func (t *target) checkAccess(ctx context.Context, mode exporter.Mode, bo bootstrap.Options) error {
+	a := bo.Access
+	if mode == exporter.ModeApp {
+		for _, o := range []struct {
+			name string
+			set  bool
+		}{{"C2VM_ROOT_PASSWORD_SECRET", bo.RootPasswordSecret != ""}, {"C2VM_USER", a.User != ""}, {"C2VM_CLOUD_INIT", a.CloudInit}} {
+			if o.set {
+				return optionError(o.name + " applies to system mode; in app mode no one logs in, c2vm's init runs the image's program\n" +
+					"  fix: drop the option, or set C2VM_MODE=system with an image c2vm can make bootable")
+			}
+		}
+		if a.Keys() && !hasAny(ctx, t.ref, sshdPaths...) {
+			return optionError("C2VM_SSH_AUTHORIZED_KEYS in app mode gives the keys to root for the image's own SSH server, and this image has none (no /usr/sbin/sshd)\n" +
+				"  fix: make sshd the image's program, or use C2VM_MODE=system (c2vm installs openssh-server on Debian and Ubuntu)")
+		}
+		return nil
+	}
+	if !t.ownBoot {
+		return nil // the install step adds what the options need
+	}
+	for _, need := range []struct {
+		want             bool
+		paths            []string
+		option, what, do string
+	}{
+		{a.Keys(), sshdPaths, "C2VM_SSH_AUTHORIZED_KEYS", "an SSH server (/usr/sbin/sshd)", "install openssh-server"},
+		{a.SudoNoPasswd, []string{"/usr/bin/sudo", "/bin/sudo"}, "C2VM_SUDO_NOPASSWD", "sudo", "install sudo"},
+		{a.CloudInit, []string{"/usr/bin/cloud-init", "/bin/cloud-init"}, "C2VM_CLOUD_INIT", "cloud-init", "install cloud-init"},
+	} {
+		if need.want && !hasAny(ctx, t.ref, need.paths...) {
+			return optionError(fmt.Sprintf("%s needs %s, which this image lacks; it brings its own kernel and init, so c2vm installs nothing into it\n"+
+				"  fix: %s in the Dockerfile", need.option, need.what, need.do))
+		}
+	}
+	return nil
+}
+
+// keysFromContext adds the keys of C2VM_SSH_AUTHORIZED_KEYS=context:NAME/PATH:
+// only that file of the named context is transferred, and it is checked
+// here, so that a bad line fails the build before anything runs.
+func keysFromContext(ctx context.Context, c client.Client, keys []string, from contextFile, p ocispecs.Platform) ([]string, error) {
+	if from.name == "" {
+		return keys, nil
+	}
+	where := fmt.Sprintf("C2VM_SSH_AUTHORIZED_KEYS=context:%s/%s", from.name, from.path)
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := bc.NamedContext(from.name, dockerui.ContextOpt{Platform: &p, NoDockerignore: true,
+		AsyncLocalOpts: func() []llb.LocalOption { return []llb.LocalOption{llb.FollowPaths([]string{from.path})} }})
+	if err != nil || nc == nil {
+		return nil, usererr.New(fmt.Sprintf("%s: the build has no context named %q", where, from.name),
+			fmt.Sprintf("add --build-context %s=DIR to docker buildx build, DIR holding %s", from.name, from.path))
+	}
+	st, _, err := nc.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", where, err)
+	}
+	ref, err := solve(ctx, c, *st, p, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", where, err)
+	}
+	b, err := ref.ReadFile(ctx, client.ReadRequest{Filename: from.path, Range: &client.FileRange{Length: guest.MaxKeysBytes + 1}})
+	if err != nil {
+		return nil, usererr.New(fmt.Sprintf("%s: cannot read %s in the context %s: %v", where, from.path, from.name, err), "name a file of that context")
+	}
+	more, err := guest.ParseAuthorizedKeys(b)
+	if err != nil {
+		return nil, usererr.New(where+": "+err.Error(), guest.KeysFix)
+	}
+	return append(append([]string{}, keys...), more...), nil
 }
 
 type optionError string
@@ -81,6 +207,5 @@ type optionError string
 func (e optionError) Error() string { return string(e) }
 
 const (
-	errAppPassword = optionError("C2VM_ROOT_PASSWORD_SECRET applies to system mode; in app mode no one logs in, c2vm's init runs the image's program\n  fix: drop the option, or set C2VM_MODE=system with an image c2vm can make bootable")
-	errNoSystemd   = optionError("C2VM_APP=service needs systemd, and this image brings its own init that is not systemd\n  fix: set C2VM_APP=off, or start the program from the image's own init")
+	errNoSystemd = optionError("C2VM_APP=service needs systemd, and this image brings its own init that is not systemd\n  fix: set C2VM_APP=off, or start the program from the image's own init")
 )

@@ -1,6 +1,10 @@
 package frontend
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
@@ -45,8 +49,8 @@ func TestParseOptions(t *testing.T) {
 }
 
 func TestUnknownOptions(t *testing.T) {
-	got := unknownOptions(map[string]string{"C2VM_FORMATS": "x", "C2VM_FORMAT": "raw", "HTTP_PROXY": "y", "C2VM_SIZE": "1G"})
-	if !slices.Equal(got, []string{"C2VM_FORMATS", "C2VM_SIZE"}) {
+	got := unknownOptions(map[string]string{"C2VM_FORMATS": "x", "C2VM_FORMAT": "raw", "HTTP_PROXY": "y", "C2VM_SIZE": "1G", "c2vm_format": "qcow2"})
+	if !slices.Equal(got, []string{"C2VM_FORMATS", "C2VM_SIZE", "c2vm_format"}) {
 		t.Errorf("unknown options %v", got)
 	}
 }
@@ -56,5 +60,68 @@ func TestOutlineListsOptions(t *testing.T) {
 	addOptions(o)
 	if len(o.Args) != len(options)+1 || o.Args[1].Name != "C2VM_FORMAT" || o.Args[1].Value != "raw" || o.Args[1].Description == "" {
 		t.Errorf("outline args %+v", o.Args)
+	}
+}
+
+func sshKey(t *testing.T) string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob []byte
+	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
+		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
+		blob = append(blob, part...)
+	}
+	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " me@host"
+}
+
+func TestAccessOptions(t *testing.T) {
+	k1, k2 := sshKey(t), sshKey(t)
+	s, err := parseOptions(map[string]string{"C2VM_SSH_AUTHORIZED_KEYS": k1 + "\n" + k2 + "\n", "C2VM_USER": "dev:1500",
+		"C2VM_USER_PASSWORD_SECRET": "devpw", "C2VM_SUDO_NOPASSWD": "1", "C2VM_SSH_AUTHORIZED_KEYS_SECRET": "team.keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.bootstrap.Access
+	if len(a.AuthorizedKeys) != 2 || a.AuthorizedKeys[1] != k2 || a.User != "dev:1500" || a.UserPasswordSecret != "devpw" || !a.SudoNoPasswd || a.KeysSecret != "team.keys" || a.CloudInit {
+		t.Errorf("access %+v", a)
+	}
+	s, err = parseOptions(map[string]string{"C2VM_SSH_AUTHORIZED_KEYS": "context:keys/team/authorized_keys"})
+	if err != nil || s.keysFrom != (contextFile{"keys", "team/authorized_keys"}) || len(s.bootstrap.Access.AuthorizedKeys) != 0 {
+		t.Errorf("context form: %+v %v", s.keysFrom, err)
+	}
+	if s, err := parseOptions(map[string]string{"C2VM_CLOUD_INIT": "1"}); err != nil || !s.bootstrap.Access.CloudInit {
+		t.Errorf("cloud-init: %v", err)
+	}
+	for args, want := range map[string]string{
+		"C2VM_SSH_AUTHORIZED_KEYS=ssh-ed25519 AAAA":            "C2VM_SSH_AUTHORIZED_KEYS: line 1 is not an OpenSSH public key",
+		"C2VM_SSH_AUTHORIZED_KEYS=" + k1 + "\nrm -rf /":        "line 2 is not an OpenSSH public key",
+		"C2VM_SSH_AUTHORIZED_KEYS=context:keys/../etc/shadow":  "clean relative path",
+		"C2VM_SSH_AUTHORIZED_KEYS=context:Keys!/a":             "not a build context name",
+		"C2VM_SSH_AUTHORIZED_KEYS=context:keys/":               "clean relative path",
+		"C2VM_USER=Root":                                       `C2VM_USER: "Root" is not a user name`,
+		"C2VM_USER=dev:0":                                      "C2VM_USER: uid",
+		"C2VM_USER=root":                                       "root is there already",
+		"C2VM_USER_PASSWORD_SECRET=pw":                         "applies to C2VM_USER, which is not set",
+		"C2VM_SUDO_NOPASSWD=1":                                 "applies to C2VM_USER",
+		"C2VM_SUDO_NOPASSWD=maybe":                             `C2VM_SUDO_NOPASSWD "maybe" is not 0 or 1`,
+		"C2VM_ROOT_PASSWORD_SECRET=a b":                        "is not a secret id",
+		"C2VM_SSH_AUTHORIZED_KEYS_SECRET=--x":                  "is not a secret id",
+		"C2VM_CLOUD_INIT=1\nC2VM_USER=dev":                     "C2VM_CLOUD_INIT=1 leaves users and SSH keys to cloud-init",
+		"C2VM_CLOUD_INIT=1\nC2VM_SSH_AUTHORIZED_KEYS=" + k1:    "C2VM_CLOUD_INIT=1 leaves users",
+		"C2VM_CLOUD_INIT=1\nC2VM_SSH_AUTHORIZED_KEYS_SECRET=k": "C2VM_CLOUD_INIT=1 leaves users",
+	} {
+		m := map[string]string{}
+		for _, kv := range strings.Split(args, "\nC2VM_") {
+			k, v, _ := strings.Cut(strings.TrimPrefix(kv, "C2VM_"), "=")
+			m["C2VM_"+k] = v
+		}
+		if strings.Contains(args, k1+"\nrm") {
+			m = map[string]string{"C2VM_SSH_AUTHORIZED_KEYS": k1 + "\nrm -rf /"}
+		}
+		if _, err := parseOptions(m); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "fix:") {
+			t.Errorf("%q: got %v, want %q and a fix", args, err, want)
+		}
 	}
 }

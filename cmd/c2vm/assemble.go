@@ -2,17 +2,23 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 
+	"github.com/c2vm/c2vm/bootstrap/guest"
 	"github.com/c2vm/c2vm/exporter"
 	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func assembleCmd() *cobra.Command {
 	var out, format, size, firmware, cmdline, mode string
 	var prog programFlags
+	var access accessFlags
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "assemble [flags] SOURCE",
@@ -25,12 +31,16 @@ c2vm run) from a root filesystem. SOURCE is one of:
   docker-archive:FILE[:REF] docker save output
 A tree with its own kernel, initramfs and init boots as a system; any other
 runs in app mode: c2vm's kernel and init run the image's program (its
-ENTRYPOINT and CMD, or --entrypoint/--cmd). No root, loop device or mount
-is needed.`,
+ENTRYPOINT and CMD, or --entrypoint/--cmd). --ssh-authorized-keys and
+--root-password-file give root a way in. No root, loop device or mount is
+needed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := assembleOptions(out, format, size, firmware, cmdline, mode)
 			if err != nil {
+				return err
+			}
+			if opts.Access, err = access.read(); err != nil {
 				return err
 			}
 			src, err := rootfs.Open(args[0])
@@ -62,12 +72,13 @@ is needed.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", ".", "output directory; the disk is written as DIR/linux.img")
-	f.StringVar(&format, "format", "raw", "comma-separated output formats: raw,qcow2,vmdk,vhdx,vdi,vhd (raw is always written)")
+	f.StringVar(&format, "format", "raw", "comma-separated output formats, exactly those written: "+strings.Join(exporter.FormatNames(), ",")+" (raw is linux.img; qcow2 is zstd-compressed)")
 	f.StringVar(&size, "size", "auto", "disk size: auto (content plus headroom) or N[K|M|G|T]")
 	f.StringVar(&firmware, "firmware", "hybrid", "boot firmware the disk supports: hybrid, bios or uefi")
 	f.StringVar(&cmdline, "cmdline", "", "extra kernel command line arguments")
 	f.StringVar(&mode, "mode", "auto", "auto, system (the tree's own kernel and init) or app (c2vm's kernel and init run the image's program)")
 	prog.register(f)
+	access.register(f)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the written files")
 	return cmd
 }
@@ -93,4 +104,58 @@ func assembleOptions(out, format, size, firmware, cmdline, mode string) (exporte
 	}
 	o.OutDir = out
 	return o, nil
+}
+
+// accessFlags give root of an assembled disk a way in: SSH keys (key only)
+// and a password hash, written into the filesystem as it is streamed.
+type accessFlags struct{ keysFile, passwordFile string }
+
+func (a *accessFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&a.keysFile, "ssh-authorized-keys", "", "a file of OpenSSH public keys for root's ~/.ssh/authorized_keys (root logs in with a key only; the tree needs openssh-server)")
+	f.StringVar(&a.passwordFile, "root-password-file", "", "a file holding a crypt(3) hash for root (mkpasswd -m yescrypt); root is left as the tree has it otherwise")
+}
+
+// read checks both files before any work: a bad line or hash is one
+// error, and no disk is written.
+func (a *accessFlags) read() (*exporter.Access, error) {
+	if a.keysFile == "" && a.passwordFile == "" {
+		return nil, nil
+	}
+	var acc exporter.Access
+	if a.keysFile != "" {
+		b, err := readLimited("--ssh-authorized-keys", a.keysFile, guest.MaxKeysBytes)
+		if err != nil {
+			return nil, err
+		}
+		if acc.AuthorizedKeys, err = guest.ParseAuthorizedKeys(b); err != nil {
+			return nil, usererr.New(fmt.Sprintf("--ssh-authorized-keys %s: %v", a.keysFile, err), guest.KeysFix)
+		}
+	}
+	if a.passwordFile != "" {
+		b, err := readLimited("--root-password-file", a.passwordFile, 4096)
+		if err != nil {
+			return nil, err
+		}
+		acc.RootPasswordHash = strings.TrimSpace(string(b))
+		if err := guest.CheckHash(acc.RootPasswordHash); err != nil {
+			return nil, usererr.New(fmt.Sprintf("--root-password-file %s: %v", a.passwordFile, err), "put one crypt(3) hash in the file, such as mkpasswd -m yescrypt prints")
+		}
+	}
+	return &acc, nil
+}
+
+func readLimited(flag, name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, usererr.New(fmt.Sprintf("%s: %v", flag, err), "give a readable file")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, usererr.New(fmt.Sprintf("%s %s: %v", flag, name, err), "give a readable file")
+	}
+	if int64(len(b)) > max {
+		return nil, usererr.New(fmt.Sprintf("%s %s is larger than %d bytes", flag, name, max), "give the file itself, not something else")
+	}
+	return b, nil
 }

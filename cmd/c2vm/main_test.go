@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,9 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(corrupt, append(b[:700:700], bytes.Repeat([]byte{0xff}, 600)...), 0o644)
 	notDir := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(notDir, nil, 0o644)
+	notKey, notHash := filepath.Join(t.TempDir(), "keys"), filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(notKey, []byte("# my key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ok\ncommand=\"rm -rf /\" ssh-rsa AAAA\n"), 0o644)
+	os.WriteFile(notHash, []byte("hunter2\n"), 0o600)
 
 	cases := []struct {
 		name string
@@ -100,6 +104,11 @@ func TestBadInput(t *testing.T) {
 		{"output not a directory", nil, []string{"-o", notDir + "/out", good}, []string{"cannot make the output directory", "fix:"}},
 		{"corrupt tar", nil, []string{corrupt}, []string{"cannot read tar file", "damaged"}},
 		{"missing GRUB", []string{"C2VM_GRUB_LIB=/nonexistent"}, []string{good}, []string{"GRUB for i386-pc is not installed", "grub-pc-bin"}},
+		{"keys file with a non-key line", nil, []string{"--ssh-authorized-keys", notKey, good}, []string{"--ssh-authorized-keys " + notKey + ": line 3 is not an OpenSSH public key", "fix: give OpenSSH public keys"}},
+		{"keys file missing", nil, []string{"--ssh-authorized-keys", "/nonexistent/keys", good}, []string{"--ssh-authorized-keys: open /nonexistent/keys", "fix:"}},
+		{"password file not a hash", nil, []string{"--root-password-file", notHash, good}, []string{"--root-password-file " + notHash + ": not a crypt(3) hash", "mkpasswd"}},
+		{"keys without sshd", nil, []string{"--ssh-authorized-keys", validKeys(t), good}, []string{"no OpenSSH server", "install openssh-server"}},
+		{"password without shadow", nil, []string{"--root-password-file", validHash(t), good}, []string{"has no /etc/shadow", "--root-password-file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,7 +132,7 @@ func TestBadInput(t *testing.T) {
 
 func TestAssembleSmallTree(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	err, stderr := runC2VM(t, []string{"SOURCE_DATE_EPOCH=1"}, "assemble", "-o", out, "--format", "qcow2", smallTree(t, true))
+	err, stderr := runC2VM(t, []string{"SOURCE_DATE_EPOCH=1"}, "assemble", "-o", out, "--format", "raw,qcow2", smallTree(t, true))
 	if err != nil {
 		if os.Getenv("C2VM_REQUIRE_TOOLS") == "" && strings.Contains(stderr, "not installed") {
 			t.Skip(stderr)
@@ -137,5 +146,57 @@ func TestAssembleSmallTree(t *testing.T) {
 	}
 	if strings.Join(names, " ") != "c2vm.json linux.img linux.qcow2" {
 		t.Errorf("output directory holds %v, want c2vm.json, linux.img and linux.qcow2 only", names)
+	}
+}
+
+func validKeys(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "authorized_keys")
+	os.WriteFile(p, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n"), 0o644)
+	return p
+}
+
+func validHash(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(p, []byte("$6$salt$"+strings.Repeat("h", 86)+"\n"), 0o600)
+	return p
+}
+
+// Root's keys and password reach the disk, and c2vm.json says whom to ssh
+// as.
+func TestAssembleAccess(t *testing.T) {
+	tr := ocitest.NewTar().Dir("boot", 0o755).File("boot/vmlinuz-6.1.0-1-amd64", "k", 0o644).File("boot/initrd.img-6.1.0-1-amd64", "i", 0o644).
+		File("sbin/init", "#!/bin/sh\n", 0o755).File("usr/sbin/sshd", "ELF", 0o755).Dir("etc/ssh/sshd_config.d", 0o755).
+		File("etc/shadow", "root:!:19000:0:99999:7:::\n", 0o640).Dir("root", 0o700)
+	src := filepath.Join(t.TempDir(), "rootfs.tar")
+	os.WriteFile(src, tr.Bytes(), 0o644)
+	out := filepath.Join(t.TempDir(), "out")
+	err, stderr := runC2VM(t, nil, "assemble", "-o", out, "--ssh-authorized-keys", validKeys(t), "--root-password-file", validHash(t), src)
+	if err != nil {
+		if os.Getenv("C2VM_REQUIRE_TOOLS") == "" && strings.Contains(stderr, "not installed") {
+			t.Skip(stderr)
+		}
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	meta, _ := os.ReadFile(filepath.Join(out, "c2vm.json"))
+	if !strings.Contains(string(meta), `"sshUser": "root"`) {
+		t.Errorf("c2vm.json: %s", meta)
+	}
+	img := filepath.Join(out, "linux.img")
+	js, err := exec.Command("sfdisk", "-J", img).Output()
+	if err != nil {
+		t.Skip("sfdisk: ", err)
+	}
+	i := strings.LastIndex(string(js), `"start":`)
+	var start int64
+	fmt.Sscanf(string(js)[i+len(`"start":`):], "%d", &start)
+	fs := fmt.Sprintf("%s?offset=%d", img, start*512)
+	for p, want := range map[string]string{"/root/.ssh/authorized_keys": "me@host", "/etc/shadow": "root:$6$salt$", "/etc/ssh/sshd_config.d/10-c2vm.conf": "PasswordAuthentication yes"} {
+		got, err := exec.Command("debugfs", "-R", "cat "+p, fs).Output()
+		if err != nil || !strings.Contains(string(got), want) {
+			t.Errorf("%s: %q (%v), want %q", p, got, err, want)
+		}
+	}
+	if st, _ := exec.Command("debugfs", "-R", "stat /root/.ssh/authorized_keys", fs).Output(); !strings.Contains(string(st), "Mode:  0600") || !strings.Contains(string(st), "User:     0") {
+		t.Errorf("authorized_keys: %s", st)
 	}
 }
