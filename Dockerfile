@@ -8,8 +8,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
+ARG C2VM_VERSION=dev
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/c2vm ./cmd/c2vm
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${C2VM_VERSION}" -o /out/c2vm ./cmd/c2vm
 
 FROM debian:trixie-slim
 # The root filesystem is c2vm's own ext4 writer; these write the partition
@@ -30,6 +31,9 @@ ENV C2VM_KERNEL_DIR=/usr/lib/c2vm/kernel
 COPY --from=build /out/c2vm /usr/bin/c2vm
 # What the frontend needs from BuildKit: its inputs (named contexts),
 # subrequests (--call outline/targets), and no network for itself.
-LABEL moby.buildkit.frontend.network.none="true" \
+ARG C2VM_VERSION=dev
+LABEL org.opencontainers.image.version="${C2VM_VERSION}" \
+      org.opencontainers.image.title="c2vm" \
+      moby.buildkit.frontend.network.none="true" \
       moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
 ENTRYPOINT ["/usr/bin/c2vm"]

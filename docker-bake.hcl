@@ -9,6 +9,10 @@ variable "C2VM_IMAGE" {
   default = "c2vm:dev"
 }
 
+variable "C2VM_VERSION" {
+  default = "dev"
+}
+
 variable "C2VM_FORMAT" {
   default = "raw"
 }
@@ -16,6 +20,7 @@ variable "C2VM_FORMAT" {
 target "frontend" {
   context    = "."
   dockerfile = "Dockerfile"
+  args       = { C2VM_VERSION = C2VM_VERSION }
   tags       = [C2VM_IMAGE]
   platforms  = ["linux/amd64"]
 }
