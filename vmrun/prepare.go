@@ -60,6 +60,19 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 			return nil, err
 		}
 	}
+	want, err := parseDiskSize(o.DiskSize)
+	if err == nil {
+		var note string
+		orig := p.o.Disk
+		if p.o.Disk, note, err = p.room(ctx, want); err == nil && note != "" {
+			p.notes = append(p.notes, "c2vm: "+note)
+			p.overlay = p.o.Disk != orig
+		}
+	}
+	if err != nil {
+		os.RemoveAll(p.work)
+		return nil, err
+	}
 	if p.args, err = p.qemuArgs(accel, fw); err != nil {
 		os.RemoveAll(p.work)
 		return nil, err
@@ -70,6 +83,9 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 func withDefaults(o Options) Options {
 	if o.Memory == "" {
 		o.Memory = "1024M"
+	}
+	if o.DiskSize == "" {
+		o.DiskSize = DefaultDiskSize
 	}
 	if o.CPUs == 0 {
 		o.CPUs = 2
@@ -91,6 +107,12 @@ func checkOptions(o Options) error {
 	if o.QuitOnExpect && o.Expect == "" {
 		return usererr.New("--quit-on-expect needs --expect TEXT: it stops the guest when TEXT appears",
 			"add --expect TEXT (e.g. --expect 'login:'), or drop --quit-on-expect")
+	}
+	if _, err := checkHardware(o); err != nil {
+		return err
+	}
+	if _, err := parseDiskSize(o.DiskSize); err != nil {
+		return err
 	}
 	if _, err := ParseMemory(o.Memory); err != nil {
 		return err

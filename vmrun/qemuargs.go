@@ -31,19 +31,22 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-machine", "q35", "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
+	hw, err := checkHardware(o)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-machine", hw.machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
-	args = append(args, "-no-reboot", "-serial", "mon:stdio",
-		"-drive", "file="+optValue(o.Disk)+",format="+diskFormat(o.Disk)+",if=virtio")
+	args = append(args, "-no-reboot", "-serial", "mon:stdio")
+	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+diskFormat(o.Disk))...)
 	if p.seed != "" {
 		// A second disk the guest's cloud-init finds by its label.
 		args = append(args, "-drive", "file="+optValue(p.seed)+",format=raw,if=virtio,readonly=on")
 	}
-	args = append(args,
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
-		// An entropy source: without one, guests that need random numbers
-		// early (DHCP clients, TLS) wait minutes under emulation.
-		"-device", "virtio-rng-pci")
+	args = append(args, hw.nicArgs(netdev)...)
+	// An entropy source: without one, guests that need random numbers
+	// early (DHCP clients, TLS) wait minutes under emulation.
+	args = append(args, "-device", "virtio-rng-pci")
 	// c2vm's own monitor, and the caller's: QEMU serves one client per QMP
 	// socket, so a user connected to --qmp never blocks a graceful stop.
 	args = append(args, qmpArgs("c2vm-qmp", p.qmp)...)
@@ -53,7 +56,7 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
-	if o.Snapshot {
+	if o.Snapshot && !p.overlay {
 		args = append(args, "-snapshot")
 	}
 	if firmware == "uefi" {

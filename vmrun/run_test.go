@@ -250,7 +250,7 @@ func TestRunPassesOptions(t *testing.T) {
 	}
 	port := freePort(t)
 	o.Ports = []string{"127.0.0.1:" + port + ":22"}
-	o.Snapshot, o.QMP = true, filepath.Join(t.TempDir(), "user.sock")
+	o.Snapshot, o.QMP, o.DiskSize = true, filepath.Join(t.TempDir(), "user.sock"), "keep"
 	var errOut buffer
 	o.Stderr = &errOut
 	if err := Run(context.Background(), o); err != nil {

@@ -57,6 +57,12 @@ type Options struct {
 	// CloudInit is a cloud-init user-data file, attached as a NoCloud seed
 	// (a FAT drive labelled CIDATA) for cloud-init in the guest.
 	CloudInit string
+	// DiskSize is the least virtual size the guest's disk gets ("" is
+	// DefaultDiskSize, "keep" leaves it): a larger disk grows into it.
+	DiskSize string
+	// NIC, Machine and DiskBus choose emulated hardware ("" for the
+	// defaults: virtio-net-pci, q35, virtio): what other hypervisors give.
+	NIC, Machine, DiskBus string
 	// Display is the guest's screen: "none" or "" (only the serial
 	// console), "vnc" (a VNC server on 127.0.0.1) or "gtk" (a window).
 	Display string
@@ -128,6 +134,7 @@ type plan struct {
 	qmp      string // c2vm's own QMP socket
 	forwards []Forward
 	notes    []string // said before the boot
+	overlay  bool     // the disk is c2vm's temporary overlay: no -snapshot
 	sshLine  string   // --ssh: the command that logs in
 	seed     string   // --cloud-init: the NoCloud seed image
 	vnc      string   // --display vnc: host:port of the VNC server

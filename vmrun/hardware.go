@@ -1,0 +1,90 @@
+package vmrun
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/c2vm/c2vm/internal/usererr"
+)
+
+// The hardware other hypervisors give a VM, so that a disk can be tried on
+// it here: the NIC models and disk controllers they use by default, and
+// the older i440FX machine beside q35.
+
+var (
+	nicModels = []string{"virtio-net-pci", "e1000", "e1000e", "vmxnet3", "rtl8139"}
+	machines  = []string{"q35", "pc"}
+	diskBuses = []string{"virtio", "virtio-scsi", "sata", "ide", "nvme", "pvscsi"}
+)
+
+// hardware is the checked choice.
+type hardware struct {
+	nics    []string
+	machine string
+	bus     string
+}
+
+func checkHardware(o Options) (hardware, error) {
+	h := hardware{machine: o.Machine, bus: o.DiskBus, nics: []string{"virtio-net-pci"}}
+	if h.machine == "" {
+		h.machine = "q35"
+	}
+	if h.bus == "" {
+		h.bus = "virtio"
+	}
+	if o.NIC != "" {
+		h.nics = strings.Split(o.NIC, ",")
+	}
+	for _, n := range h.nics {
+		if !slices.Contains(nicModels, n) {
+			return h, usererr.New(fmt.Sprintf("unknown NIC model %q", n), "use one or more, comma-separated, of "+strings.Join(nicModels, ", "))
+		}
+	}
+	if len(h.nics) > 8 {
+		return h, usererr.New("more than 8 NICs", "give at most 8 models to --nic")
+	}
+	if !slices.Contains(machines, h.machine) {
+		return h, usererr.New(fmt.Sprintf("unknown machine %q", h.machine), "use q35 or pc")
+	}
+	if !slices.Contains(diskBuses, h.bus) {
+		return h, usererr.New(fmt.Sprintf("unknown disk bus %q", h.bus), "use one of "+strings.Join(diskBuses, ", "))
+	}
+	if h.bus == "ide" && h.machine != "pc" {
+		return h, usererr.New("--disk-bus ide needs the pc machine (q35 has no IDE controller)", "add --machine pc, or use --disk-bus sata")
+	}
+	return h, nil
+}
+
+// diskArgs attaches the boot disk (drive value d, already escaped) on the
+// chosen controller.
+func (h hardware) diskArgs(d string) []string {
+	node := []string{"-drive", d + ",if=none,id=disk0"}
+	switch h.bus {
+	case "virtio-scsi":
+		return append(append([]string{"-device", "virtio-scsi-pci,id=scsi0"}, node...), "-device", "scsi-hd,drive=disk0,bus=scsi0.0")
+	case "pvscsi":
+		return append(append([]string{"-device", "pvscsi,id=scsi0"}, node...), "-device", "scsi-hd,drive=disk0,bus=scsi0.0")
+	case "sata":
+		return append(append([]string{"-device", "ahci,id=ahci0"}, node...), "-device", "ide-hd,drive=disk0,bus=ahci0.0")
+	case "nvme":
+		return append(node, "-device", "nvme,drive=disk0,serial=c2vm0")
+	case "ide":
+		return []string{"-drive", d + ",if=ide"}
+	}
+	return []string{"-drive", d + ",if=virtio"}
+}
+
+// nicArgs gives each NIC its own user network (each gets 10.0.2.15 from
+// its own DHCP server); forwards go to the first.
+func (h hardware) nicArgs(first string) []string {
+	var args []string
+	for i, model := range h.nics {
+		netdev := fmt.Sprintf("user,id=net%d", i)
+		if i == 0 {
+			netdev = first
+		}
+		args = append(args, "-netdev", netdev, "-device", fmt.Sprintf("%s,netdev=net%d", model, i))
+	}
+	return args
+}
