@@ -21,11 +21,16 @@ import (
 // configured, with the image's program as a service; in app mode as it is,
 // for c2vm's kernel and init.
 func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.ImageConfig, tools llb.State, p ocispecs.Platform, set settings, cacheNS string) (llb.State, error) {
-	ref, err := solve(ctx, c, st, p, nil)
+	var err error
+	bo := set.bootstrap
+	bo.Arch, bo.CacheNS = p.Architecture, cacheNS
+	if bo.Access.AuthorizedKeys, err = keysFromContext(ctx, c, bo.Access.AuthorizedKeys, set.keysFrom, p); err != nil {
+		return llb.State{}, err
+	}
+	t, st, err := buildTarget(ctx, c, st, p, bo, set.mode)
 	if err != nil {
 		return llb.State{}, err
 	}
-	t := probe(ctx, ref)
 	mode, err := t.mode(set.mode)
 	if err != nil {
 		return llb.State{}, err
@@ -33,11 +38,6 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 	do := set.disk
 	do.Mode = string(mode)
 	if do.ImageConfig, err = json.Marshal(cfg); err != nil {
-		return llb.State{}, err
-	}
-	bo := set.bootstrap
-	bo.Arch, bo.CacheNS = p.Architecture, cacheNS
-	if bo.Access.AuthorizedKeys, err = keysFromContext(ctx, c, bo.Access.AuthorizedKeys, set.keysFrom, p); err != nil {
 		return llb.State{}, err
 	}
 	if err := t.checkAccess(ctx, mode, bo); err != nil {
@@ -80,6 +80,10 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 // guest configuration; a supported distribution gets a kernel, init and
 // initramfs first.
 func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocispecs.Platform, bo bootstrap.Options, t *target) (llb.State, error) {
+	if t.beneath {
+		// c2vm installed the kernel beneath the user's layers.
+		return configured(ctx, c, bootstrap.Configure(st, tools, bo, bootstrap.Guest{Systemd: true, Resolved: true}), p)
+	}
 	if t.ownBoot {
 		return configured(ctx, c, bootstrap.Configure(st, tools, bo, bootstrap.Guest{OwnBoot: true, Systemd: t.systemd, Resolved: t.resolved}), p)
 	}

@@ -22,6 +22,7 @@ type target struct {
 	apt      bool             // a package manager the recipes use
 	systemd  bool
 	resolved bool
+	beneath  bool // c2vm installed the kernel on the base, beneath the user's steps
 }
 
 func probe(ctx context.Context, ref client.Reference) *target {
