@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples
+.PHONY: all build deps fixture vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz:
 # Tests that assemble the Debian tree and boot it under BIOS and UEFI.
 boot-test: fixture
 	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
+
+# Every cell of the hardware matrix (storage controllers × firmware, NIC
+# models × machines); make test runs a few of them.
+test-matrix: deps build
+	C2VM_MATRIX=full ./hack/world-test -run 'TestMatrix'
 
 # Tests through BuildKit and buildx in the test world (hack/testenv).
 world-test: deps build

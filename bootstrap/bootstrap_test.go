@@ -75,7 +75,7 @@ func installExec(t *testing.T, text, arch string) *pb.ExecOp {
 func TestInstallSteps(t *testing.T) {
 	deb := installExec(t, bookworm, "amd64")
 	script := strings.Join(deb.Meta.Args, " ")
-	for _, want := range []string{"linux-image-amd64", "systemd-sysv", "initramfs-tools", "virtio_blk", "virtio_net"} {
+	for _, want := range []string{"linux-image-amd64", "systemd-sysv", "initramfs-tools", "virtio_blk", "nvme", "hv_storvsc", "vmw_pvscsi", "MODULES=list", "COMPRESS=%s", " zstd "} {
 		if !strings.Contains(script, want) {
 			t.Errorf("debian install lacks %s", want)
 		}
