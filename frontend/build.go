@@ -94,6 +94,7 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 	if err != nil {
 		return nil, err
 	}
+	c = cacheClient{Client: c, imports: bc.CacheImports}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		opt := convertOpt
 		opt.BuildArgs = maps.Clone(opt.BuildArgs)
@@ -110,7 +111,7 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		if err != nil {
 			return nil, err
 		}
-		ref, err := solve(ctx, c, disk, p, bc)
+		ref, err := solve(ctx, c, disk, p)
 		if err != nil {
 			return nil, err
 		}
@@ -136,16 +137,28 @@ func containerDiskImage(p ocispecs.Platform) *dockerspec.DockerOCIImage {
 	return img
 }
 
-func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bc *dockerui.Client) (client.Reference, error) {
+// cacheClient gives every solve the build's cache imports (--cache-from),
+// not only the last: c2vm solves intermediate states (the base image, the
+// kernel install, the guest configuration) to read them, and a builder
+// with an empty local cache must find those in the imported cache too.
+type cacheClient struct {
+	client.Client
+	imports []client.CacheOptionsEntry
+}
+
+func (c cacheClient) Solve(ctx context.Context, req client.SolveRequest) (*client.Result, error) {
+	if len(req.CacheImports) == 0 {
+		req.CacheImports = c.imports
+	}
+	return c.Client.Solve(ctx, req)
+}
+
+func solve(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform) (client.Reference, error) {
 	def, err := st.Marshal(ctx, llb.Platform(p))
 	if err != nil {
 		return nil, err
 	}
-	req := client.SolveRequest{Definition: def.ToPB()}
-	if bc != nil {
-		req.CacheImports = bc.CacheImports
-	}
-	r, err := c.Solve(ctx, req)
+	r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, err
 	}

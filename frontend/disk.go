@@ -102,7 +102,7 @@ func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocisp
 // itself succeeds so that its message, not "exit code: 1", is the build's
 // error.
 func configured(ctx context.Context, c client.Client, cfg bootstrap.Configured, p ocispecs.Platform) (llb.State, error) {
-	ref, err := solve(ctx, c, cfg.Status, p, nil)
+	ref, err := solve(ctx, c, cfg.Status, p)
 	if err != nil {
 		return llb.State{}, fmt.Errorf("configuring the guest failed: %s", stepFailure(err))
 	}
@@ -191,7 +191,7 @@ func keysFromContext(ctx context.Context, c client.Client, keys []string, from c
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", where, err)
 	}
-	ref, err := solve(ctx, c, *st, p, nil)
+	ref, err := solve(ctx, c, *st, p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", where, err)
 	}

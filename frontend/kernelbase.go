@@ -27,7 +27,7 @@ func kernelBeneath(ctx context.Context, c client.Client, st llb.State, p ocispec
 		return llb.State{}, nil, false, err
 	}
 	base := llb.Image(chain.Base, llb.Platform(p))
-	ref, err := solve(ctx, c, base, p, nil)
+	ref, err := solve(ctx, c, base, p)
 	if err != nil {
 		return llb.State{}, nil, false, err
 	}
@@ -44,7 +44,7 @@ func kernelBeneath(ctx context.Context, c client.Client, st llb.State, p ocispec
 	if err != nil {
 		return llb.State{}, nil, false, err
 	}
-	fref, err := solve(ctx, c, re, p, nil)
+	fref, err := solve(ctx, c, re, p)
 	if err != nil {
 		return llb.State{}, nil, false, err
 	}
@@ -62,7 +62,7 @@ func buildTarget(ctx context.Context, c client.Client, st llb.State, p ocispecs.
 			return t, re, err
 		}
 	}
-	ref, err := solve(ctx, c, st, p, nil)
+	ref, err := solve(ctx, c, st, p)
 	if err != nil {
 		return nil, llb.State{}, err
 	}
