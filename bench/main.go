@@ -21,11 +21,12 @@ type row struct {
 }
 
 type bench struct {
-	reps  int
-	work  string
-	c2vm  string
-	rows  []row
-	notes []string
+	reps   int
+	work   string
+	c2vm   string
+	bkDisk string // examples/debian as the frontend built it, for the boot rows
+	rows   []row
+	notes  []string
 }
 
 func (b *bench) add(r row) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,23 +71,84 @@ func (b *bench) buildkit() {
 		}
 		last = append(last, s...)
 	}
-	b.add(row{what: "BuildKit: rebuild after changing the last line", median: secs(last.median()), spread: last.spread(), note: "re-runs that line, bootstrap, assembly and export"})
+	b.add(row{what: "BuildKit: rebuild after changing the last line", median: secs(last.median()), spread: last.spread(),
+		note: "target ≤ 15 s (was 42–47 s): re-runs that line, guest configuration, assembly and export; the kernel install is cached beneath the user's steps"})
 	b.add(row{what: "bytes written by --output type=local (default raw)", median: mib(apparentBytes(outDir))})
-}
-
-// boot compares QEMU's time to the guest's marker for the assembled disk
-// with a direct -kernel/-initrd boot of the same kernel and root: the
-// difference is what firmware and GRUB cost.
-func (b *bench) boot(tree string) {
-	out := filepath.Join(b.work, "boot")
-	if _, err := runTimed(nil, b.c2vm+" assemble -q -o "+out+" "+tree+".tar >/dev/null"); err != nil {
-		b.skip("boot", firstLine(err.Error()))
+	b.initramfs(filepath.Join(outDir, "linux.img"))
+	// Kept for the boot rows: a disk with the frontend's slim initramfs.
+	b.bkDisk = filepath.Join(b.work, "bk-debian.img")
+	if _, err := runTimed(nil, "cp --sparse=always "+filepath.Join(outDir, "linux.img")+" "+b.bkDisk); err != nil {
+		b.bkDisk = ""
+	}
+	qbuild := strings.Replace(build, " -o ", " --build-arg C2VM_FORMAT=qcow2 -o ", 1)
+	if _, err := repeat(1, env, "rm -rf "+outDir, qbuild); err != nil {
+		b.skip("BuildKit: unchanged rebuild, C2VM_FORMAT=qcow2", firstLine(err.Error()))
 		return
 	}
-	disk := filepath.Join(out, "linux.img")
+	q, err := repeat(b.reps, env, "rm -rf "+outDir, qbuild)
+	if err != nil {
+		b.skip("BuildKit: unchanged rebuild, C2VM_FORMAT=qcow2", firstLine(err.Error()))
+		return
+	}
+	b.add(row{what: "BuildKit: unchanged rebuild, C2VM_FORMAT=qcow2", median: secs(q.median()), spread: q.spread(),
+		note: "target ≤ 3 s (was 24 s); exports only " + mib(apparentBytes(outDir)) + " (the zstd qcow2 and c2vm.json)"})
+}
+
+// initramfs reports the size of the initramfs in a disk's root filesystem:
+// what the firmware reads at every boot.
+func (b *bench) initramfs(disk string) {
+	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	if err != nil {
+		b.skip("initramfs size", err.Error())
+		return
+	}
+	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
+	ls, err := exec.Command("debugfs", "-R", "ls -l /boot", fs).Output()
+	if err != nil {
+		b.skip("initramfs size", err.Error())
+		return
+	}
+	for _, l := range strings.Split(string(ls), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 5 && strings.HasPrefix(f[len(f)-1], "initrd.img-") {
+			b.add(row{what: "initramfs of the system disk (" + f[len(f)-1] + ")", median: mib(int64(atoi(f[5]))), note: "target ≤ 12 MiB (was 36 MiB)"})
+			return
+		}
+	}
+	b.skip("initramfs size", "no /boot/initrd.img-* on the disk")
+}
+
+func atoi(s string) int {
+	n := 0
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// boot compares QEMU's time to the guest's boot for a c2vm disk with a
+// direct -kernel/-initrd boot of the same kernel, initramfs and root: the
+// difference is what firmware and GRUB cost. The disk is examples/debian
+// as the frontend built it (its slim initramfs), booted to the login
+// prompt; without the test world, the fixture assembled here, to its
+// marker unit.
+func (b *bench) boot(tree string) {
+	disk, kernel, initrd, text := b.bkDisk, "", "", "login:"
+	if disk != "" {
+		var err error
+		if kernel, initrd, err = extractBoot(disk, b.work); err != nil {
+			b.skip("boot", err.Error())
+			return
+		}
+	} else {
+		out := filepath.Join(b.work, "boot")
+		if _, err := runTimed(nil, b.c2vm+" assemble -q -o "+out+" "+tree+".tar >/dev/null"); err != nil {
+			b.skip("boot", firstLine(err.Error()))
+			return
+		}
+		disk, kernel, initrd, text = filepath.Join(out, "linux.img"), filepath.Join(tree, "vmlinuz"), filepath.Join(tree, "initrd.img"), "C2VM-MARKER"
+	}
 	common := []string{"-machine", "q35", "-accel", "tcg", "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "mon:stdio", "-snapshot", "-drive", "file=" + disk + ",format=raw,if=virtio"}
-	direct := append(append([]string{}, common...), "-kernel", filepath.Join(tree, "vmlinuz"), "-initrd", filepath.Join(tree, "initrd.img"),
+	direct := append(append([]string{}, common...), "-kernel", kernel, "-initrd", initrd,
 		"-append", "root=/dev/vda3 rw console=tty0 console=ttyS0,115200")
 	reps := min(b.reps, 2)
 	var ours, kern series
@@ -97,7 +157,7 @@ func (b *bench) boot(tree string) {
 			args []string
 			s    *series
 		}{{common, &ours}, {direct, &kern}} {
-			d, err := timeToMarker(c.args)
+			d, err := timeToMarker(c.args, text)
 			if err != nil {
 				b.skip("boot", err.Error())
 				return
@@ -105,10 +165,30 @@ func (b *bench) boot(tree string) {
 			*c.s = append(*c.s, sample{wall: d})
 		}
 	}
-	b.add(row{what: "boot to marker, c2vm disk (BIOS, GRUB; TCG)", median: secs(ours.median()), spread: ours.spread()})
-	b.add(row{what: "boot to marker, direct -kernel/-initrd (TCG)", median: secs(kern.median()), spread: kern.spread()})
-	b.add(row{what: "boot overhead of firmware + boot loader", median: secs(ours.median() - kern.median()), note: "target ≤ 2 s"})
+	b.add(row{what: "boot to " + text + " c2vm disk (BIOS, GRUB; TCG)", median: secs(ours.median()), spread: ours.spread()})
+	b.add(row{what: "boot to " + text + " direct -kernel/-initrd (TCG)", median: secs(kern.median()), spread: kern.spread()})
+	b.add(row{what: "boot overhead of firmware + boot loader", median: secs(ours.median() - kern.median()), note: "target ≤ 2 s (was 4.3–5.9 s)"})
 	b.appBoot(tree, common, reps, ours)
+}
+
+// extractBoot copies the newest kernel and initramfs out of a disk's root
+// filesystem with debugfs.
+func extractBoot(disk, work string) (string, string, error) {
+	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	if err != nil {
+		return "", "", err
+	}
+	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
+	kernel, initrd := filepath.Join(work, "vmlinuz"), filepath.Join(work, "initrd.img")
+	for dst, src := range map[string]string{kernel: "/vmlinuz", initrd: "/initrd.img"} {
+		if o, err := exec.Command("debugfs", "-R", "dump "+src+" "+dst, fs).CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("debugfs dump %s: %v %s", src, err, o)
+		}
+		if fi, err := os.Stat(dst); err != nil || fi.Size() == 0 {
+			return "", "", fmt.Errorf("%s not on the disk", src)
+		}
+	}
+	return kernel, initrd, nil
 }
 
 // appBoot times app mode: a disk holding only a static program, booted with
@@ -139,7 +219,7 @@ func (b *bench) appBoot(tree string, common []string, reps int, system series) {
 	args = append(args, "-device", "virtio-rng-pci")
 	var app series
 	for range reps {
-		d, err := timeToMarker(args)
+		d, err := timeToMarker(args, "C2VM-MARKER")
 		if err != nil {
 			b.skip("boot to program, app mode", err.Error())
 			return
@@ -150,8 +230,8 @@ func (b *bench) appBoot(tree string, common []string, reps int, system series) {
 		ratio: ratio(app.median(), system.median()), note: "against the system disk's boot to its marker unit above"})
 }
 
-// timeToMarker starts QEMU and returns when the marker line appears.
-func timeToMarker(args []string) (time.Duration, error) {
+// timeToMarker starts QEMU and returns when text appears on its console.
+func timeToMarker(args []string, text string) (time.Duration, error) {
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -165,10 +245,20 @@ func timeToMarker(args []string) (time.Duration, error) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	found := make(chan time.Duration, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "C2VM-MARKER") {
+		// Chunks, not lines: a login prompt ends without a newline.
+		var seen []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := stdout.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if strings.Contains(string(seen), text) {
 				found <- time.Since(start)
+				return
+			}
+			if len(seen) > 1<<16 {
+				seen = seen[len(seen)-len(text):]
+			}
+			if err != nil {
 				return
 			}
 		}
@@ -177,6 +267,6 @@ func timeToMarker(args []string) (time.Duration, error) {
 	case d := <-found:
 		return d, nil
 	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("no marker within 5 minutes")
+		return 0, fmt.Errorf("no %q within 5 minutes", text)
 	}
 }
