@@ -156,7 +156,7 @@ CMD ["/bin/sh", "/test.sh"]
 	cmd := exec.Command(c2vm, "run", "--timeout", "300s", "--qmp", qmp, disk)
 	lines, wait := console(t, cmd)
 	waitFor(t, lines, "C2VM-BB-READY", 240*time.Second)
-	qmpCommand(t, qmp, "system_powerdown")
+	qmpCommand(t, qmp, "system_powerdown", nil)
 	out, err := wait()
 	if err != nil {
 		t.Fatalf("c2vm run: %v\n%s", err, tail(out, 3000))
@@ -306,20 +306,27 @@ func waitFor(t *testing.T, lines <-chan string, text string, d time.Duration) st
 	}
 }
 
-// qmpCommand sends one QMP command.
-func qmpCommand(t *testing.T, sock, command string) {
+// qmpCommand sends one QMP command with its arguments (nil for none) and
+// waits for the reply.
+func qmpCommand(t *testing.T, sock, command string, arguments any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	must(t, err)
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	r := bufio.NewReader(conn)
 	r.ReadString('\n') // greeting
-	fmt.Fprintf(conn, `{"execute":"qmp_capabilities"}`+"\n")
+	fmt.Fprintln(conn, `{"execute":"qmp_capabilities"}`)
 	r.ReadString('\n')
-	fmt.Fprintf(conn, `{"execute":%q}`+"\n", command)
+	req := map[string]any{"execute": command}
+	if arguments != nil {
+		req["arguments"] = arguments
+	}
+	b, _ := json.Marshal(req)
+	fmt.Fprintf(conn, "%s\n", b)
 	for {
 		// Events (such as POWERDOWN) may come before the reply.
 		l, err := r.ReadString('\n')

@@ -7,12 +7,7 @@ package world
 // the run takes over an hour with TCG.
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"fmt"
 	"image/png"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,31 +98,7 @@ func hostCA(t *testing.T) []string {
 // screendump saves the guest's screen as a PNG through QMP (QEMU 7+).
 func screendump(t *testing.T, sock, file string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", sock)
-	must(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(conn)
-	r.ReadString('\n') // greeting
-	fmt.Fprintln(conn, `{"execute":"qmp_capabilities"}`)
-	r.ReadString('\n')
-	req, _ := json.Marshal(map[string]any{"execute": "screendump", "arguments": map[string]string{"filename": file, "format": "png"}})
-	fmt.Fprintf(conn, "%s\n", req)
-	for {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("QMP screendump: %v", err)
-		}
-		if strings.Contains(l, `"return"`) {
-			return
-		}
-		if strings.Contains(l, `"error"`) {
-			t.Fatalf("QMP screendump: %s", l)
-		}
-	}
+	qmpCommand(t, sock, "screendump", map[string]string{"filename": file, "format": "png"})
 }
 
 // distinctColours decodes a PNG and counts its colours.
