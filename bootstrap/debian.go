@@ -112,4 +112,3 @@ func words(w []string) string {
 	}
 	return " " + strings.Join(w, " ")
 }
-

@@ -1,10 +1,6 @@
 package exporter
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +8,7 @@ import (
 	"github.com/c2vm/c2vm/bootstrap/guest"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
+	"github.com/c2vm/c2vm/internal/sshtest"
 )
 
 // written records what reaches the next sink.
@@ -35,16 +32,6 @@ func (w *written) Add(e *rootfs.Entry, r io.Reader) error {
 		w.data[e.Path] = string(b)
 	}
 	return nil
-}
-
-func accessKey(t *testing.T) string {
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	var blob []byte
-	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
-		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
-		blob = append(blob, part...)
-	}
-	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " t"
 }
 
 type tentry struct {
@@ -81,7 +68,7 @@ var debianEntries = []tentry{{"etc", rootfs.KindDir, "", ""}, {"etc/shadow", roo
 	{"usr", rootfs.KindDir, "", ""}, {"usr/sbin", rootfs.KindDir, "", ""}, {"usr/sbin/sshd", rootfs.KindReg, "ELF", ""}}
 
 func TestAccessSinkKeysAndPassword(t *testing.T) {
-	key := accessKey(t)
+	key := sshtest.PublicKey(t, "t")
 	old := []tentry{{"root/.ssh", rootfs.KindSymlink, "", "/etc"}, {"root/.ssh/authorized_keys", rootfs.KindReg, "ssh-rsa OLD\n", ""}}
 	w, found, err := stream(t, &Access{AuthorizedKeys: []string{key}, RootPasswordHash: "$6$s$h"}, ModeSystem, append(debianEntries, old...))
 	if err != nil {
@@ -109,7 +96,7 @@ func TestAccessSinkKeysAndPassword(t *testing.T) {
 // A tree without /root or .ssh gets them; app mode keeps the image's sshd
 // settings and refuses a password.
 func TestAccessSinkAddsMissing(t *testing.T) {
-	key := accessKey(t)
+	key := sshtest.PublicKey(t, "t")
 	w, _, err := stream(t, &Access{AuthorizedKeys: []string{key}}, ModeApp, []tentry{{"usr", rootfs.KindDir, "", ""}, {"usr/sbin", rootfs.KindDir, "", ""},
 		{"usr/sbin/sshd", rootfs.KindReg, "x", ""}, {"etc", rootfs.KindDir, "", ""}, {"etc/ssh", rootfs.KindDir, "", ""}, {"etc/ssh/sshd_config.d", rootfs.KindDir, "", ""}})
 	if err != nil {
@@ -128,7 +115,7 @@ func TestAccessSinkAddsMissing(t *testing.T) {
 }
 
 func TestAccessSinkRefuses(t *testing.T) {
-	key := []string{accessKey(t)}
+	key := []string{sshtest.PublicKey(t, "t")}
 	for name, c := range map[string]struct {
 		a       Access
 		entries []tentry

@@ -1,15 +1,13 @@
 package frontend
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/subrequests/outline"
+
+	"github.com/c2vm/c2vm/internal/sshtest"
 )
 
 func TestParseOptionsDefaults(t *testing.T) {
@@ -63,21 +61,8 @@ func TestOutlineListsOptions(t *testing.T) {
 	}
 }
 
-func sshKey(t *testing.T) string {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blob []byte
-	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
-		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
-		blob = append(blob, part...)
-	}
-	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " me@host"
-}
-
 func TestAccessOptions(t *testing.T) {
-	k1, k2 := sshKey(t), sshKey(t)
+	k1, k2 := sshtest.PublicKey(t, "me@host"), sshtest.PublicKey(t, "me@host")
 	s, err := parseOptions(map[string]string{"C2VM_SSH_AUTHORIZED_KEYS": k1 + "\n" + k2 + "\n", "C2VM_USER": "dev:1500",
 		"C2VM_USER_PASSWORD_SECRET": "devpw", "C2VM_SUDO_NOPASSWD": "1", "C2VM_SSH_AUTHORIZED_KEYS_SECRET": "team.keys"})
 	if err != nil {

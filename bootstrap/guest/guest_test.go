@@ -1,15 +1,13 @@
 package guest
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/c2vm/c2vm/internal/sshtest"
 )
 
 func tree(t *testing.T, files map[string]string) string {
@@ -80,23 +78,8 @@ func TestSymlinkOutOfRoot(t *testing.T) {
 	}
 }
 
-// testKey is an ed25519 public key line as ssh-keygen writes it.
-func testKey(t *testing.T, comment string) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blob []byte
-	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
-		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
-		blob = append(blob, part...)
-	}
-	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " " + comment
-}
-
 func TestParseAuthorizedKeys(t *testing.T) {
-	k1, k2 := testKey(t, "me@laptop"), testKey(t, "")
+	k1, k2 := sshtest.PublicKey(t, "me@laptop"), sshtest.PublicKey(t, "")
 	keys, err := ParseAuthorizedKeys([]byte("# mine\n\n" + k1 + "\r\n  " + strings.Replace(k2, " ", " \t ", 1) + "\n"))
 	if err != nil || len(keys) != 2 || keys[0] != k1 || keys[1] != strings.TrimSpace(k2) {
 		t.Fatalf("keys %q, %v", keys, err)
@@ -169,7 +152,7 @@ func TestAddUserWithKeys(t *testing.T) {
 	}
 	root := debianTree(t, map[string]string{"usr/bin/bash": "#!"})
 	os.Symlink("usr/bin", filepath.Join(root, "bin"))
-	key := testKey(t, "dev@host")
+	key := sshtest.PublicKey(t, "dev@host")
 	err := Apply(root, Options{AuthorizedKeys: []string{key}, User: &User{Name: "dev", SudoNoPasswd: true, PasswordHash: "$y$j9T$s$h"}})
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +198,7 @@ func TestRootKeys(t *testing.T) {
 		t.Skip("sets owners: run as root")
 	}
 	root := debianTree(t, nil)
-	key := testKey(t, "")
+	key := sshtest.PublicKey(t, "")
 	if err := Apply(root, Options{AuthorizedKeys: []string{key}}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +224,7 @@ func TestAdoptUser(t *testing.T) {
 	}
 	root := debianTree(t, map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/bash\nvmuser:x:1001:1001::/home/vmuser:/bin/bash\n",
 		"etc/shadow": "root:*:1:0:99999:7:::\nvmuser:!:1:0:99999:7:::\n", "home/vmuser/.bashrc": "mine\n"})
-	key := testKey(t, "")
+	key := sshtest.PublicKey(t, "")
 	if err := Apply(root, Options{AuthorizedKeys: []string{key}, User: &User{Name: "vmuser"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +255,7 @@ func TestAccessSymlinks(t *testing.T) {
 	}
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "authorized_keys"), []byte("host's\n"), 0o600)
-	key := testKey(t, "")
+	key := sshtest.PublicKey(t, "")
 	for name, c := range map[string]struct {
 		files map[string]string
 		o     Options
@@ -303,7 +286,7 @@ func TestKeysOnly(t *testing.T) {
 		t.Skip("sets owners: run as root")
 	}
 	root := tree(t, map[string]string{"usr/sbin/sshd": "x", "etc/ssh/ssh_host_ed25519_key": "kept"})
-	if err := Apply(root, Options{KeysOnly: true, AuthorizedKeys: []string{testKey(t, "")}}); err != nil {
+	if err := Apply(root, Options{KeysOnly: true, AuthorizedKeys: []string{sshtest.PublicKey(t, "")}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, m := owner(t, root, "root"); m != os.ModeDir|0o700 || read(t, root, "etc/ssh/ssh_host_ed25519_key") != "kept" {

@@ -5,13 +5,10 @@ package world
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // The hardware matrix: a disk built through BuildKit (its slim initramfs
@@ -72,27 +69,6 @@ func matrixImage(t *testing.T) string {
 	return matrixDisk.path
 }
 
-func bootWith(t *testing.T, disk string, flags ...string) map[string]string {
-	t.Helper()
-	start := time.Now()
-	args := append([]string{"run", "--snapshot", "--disk-size", "keep", "--expect", "C2VM-MARKER", "--timeout", "400s"}, flags...)
-	out, err := exec.Command(c2vm, append(args, disk)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("boot %v: %v\n%s", flags, err, tail(string(out), 4000))
-	}
-	m := regexp.MustCompile(`C2VM-MARKER ([^\r\n]*)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("no marker")
-	}
-	t.Logf("%v in %s: %s", flags, time.Since(start).Round(time.Second), m[0])
-	facts := map[string]string{}
-	for _, f := range strings.Fields(m[1]) {
-		k, v, _ := strings.Cut(f, "=")
-		facts[k] = v
-	}
-	return facts
-}
-
 func full() bool { return os.Getenv("C2VM_MATRIX") == "full" }
 
 // The storage controllers, and how the guest sees its root on each.
@@ -112,7 +88,7 @@ func TestMatrixStorage(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s-%s", c.bus, fw), func(t *testing.T) {
-				f := bootWith(t, disk, "--disk-bus", c.bus, "--machine", c.machine, "--firmware", fw)
+				f := bootWith(t, disk, "--disk-size", "keep", "--disk-bus", c.bus, "--machine", c.machine, "--firmware", fw)
 				if f["fw"] != fw || !strings.Contains(f["path"], c.path) {
 					t.Errorf("controller %d: %v", i, f)
 				}
@@ -131,7 +107,7 @@ func TestMatrixNICs(t *testing.T) {
 	}
 	for _, m := range machines {
 		t.Run(m, func(t *testing.T) {
-			f := bootWith(t, disk, "--machine", m, "--nic", "virtio-net-pci,e1000,e1000e,vmxnet3,rtl8139")
+			f := bootWith(t, disk, "--disk-size", "keep", "--machine", m, "--nic", "virtio-net-pci,e1000,e1000e,vmxnet3,rtl8139")
 			for model, drvs := range drivers {
 				got := ""
 				for _, d := range drvs {

@@ -142,23 +142,28 @@ func buildInProcess(t *testing.T, dir, out string, args map[string]string) (map[
 	return vertices, err
 }
 
-// boot runs a disk and returns the facts the guest's marker line gave.
+// boot runs a disk with firmware and returns the facts the guest's marker
+// line gave.
 func boot(t *testing.T, disk, firmware string) map[string]string {
 	t.Helper()
+	return bootWith(t, disk, "--firmware", firmware)
+}
+
+// bootWith runs a disk with extra c2vm run flags until the guest prints its
+// marker line, and returns that line's key=value facts.
+func bootWith(t *testing.T, disk string, flags ...string) map[string]string {
+	t.Helper()
 	start := time.Now()
-	out, err := exec.Command(c2vm, "run", "--snapshot", "--firmware", firmware, "--expect", "C2VM-MARKER", "--timeout", "400s", disk).CombinedOutput()
+	args := append([]string{"run", "--snapshot", "--expect", "C2VM-MARKER", "--timeout", "400s"}, flags...)
+	out, err := exec.Command(c2vm, append(args, disk)...).CombinedOutput()
 	if err != nil {
-		s := string(out)
-		if len(s) > 4000 {
-			s = s[len(s)-4000:]
-		}
-		t.Fatalf("boot %s: %v\n%s", firmware, err, s)
+		t.Fatalf("boot %v: %v\n%s", flags, err, tail(string(out), 4000))
 	}
 	m := regexp.MustCompile(`C2VM-MARKER ([^\r\n]*)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no marker")
 	}
-	t.Logf("%s boot in %s: %s", firmware, time.Since(start).Round(time.Second), m[0])
+	t.Logf("%v in %s: %s", flags, time.Since(start).Round(time.Second), m[0])
 	facts := map[string]string{}
 	for _, f := range strings.Fields(m[1]) {
 		k, v, _ := strings.Cut(f, "=")
