@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/c2vm/c2vm/internal/hostile"
 	"github.com/c2vm/c2vm/internal/ocitest"
 	"github.com/c2vm/c2vm/internal/usererr"
-	"golang.org/x/sys/unix"
 )
 
 // needTools skips when the Debian tools are missing, unless the run says
@@ -279,14 +277,7 @@ func TestDirSourceAssemble(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "boot/initrd.img-2"), []byte("i"), 0o644)
 	os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
 	os.WriteFile(filepath.Join(root, "sbin/init"), []byte("#!/bin/sh\n"), 0o755)
-	os.WriteFile(filepath.Join(root, "f"), []byte("shared"), 0o644)
-	syscall.Chmod(filepath.Join(root, "f"), 0o4755)
-	os.Link(filepath.Join(root, "f"), filepath.Join(root, "g"))
-	os.Symlink("/nonexistent/outside", filepath.Join(root, "s"))
-	sp, _ := os.Create(filepath.Join(root, "sparse"))
-	sp.WriteAt([]byte("tail"), 1<<30)
-	sp.Close()
-	xattr := unix.Setxattr(filepath.Join(root, "f"), "user.c2vm", []byte("kept"), 0) == nil
+	xattr := ocitest.TrickyDir(t, root, 1<<30)
 	src, _ := rootfs.Open(root)
 	d := assembleT(t, src, Options{Firmware: BIOS})
 	d.fsck()

@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
 func TestManifest(t *testing.T) {
@@ -80,19 +81,8 @@ func readTar(t *testing.T, p string) []tarEntry {
 	}
 	defer f.Close()
 	var out []tarEntry
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, tarEntry{h.Name, h, b})
+	for _, m := range ocitest.ReadTar(t, f) {
+		out = append(out, tarEntry{m.Header.Name, m.Header, m.Data})
 	}
+	return out
 }

@@ -6,24 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
 func TestDirSource(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	os.WriteFile(filepath.Join(root, "f"), []byte("shared"), 0o644)
-	syscall.Chmod(filepath.Join(root, "f"), 0o4755)
-	os.Link(filepath.Join(root, "f"), filepath.Join(root, "g"))
-	os.Symlink("/nonexistent/outside", filepath.Join(root, "s"))
-	sp, _ := os.Create(filepath.Join(root, "sparse"))
-	sp.WriteAt([]byte("tail"), 64<<20)
-	sp.Close()
-	xattrs := unix.Setxattr(filepath.Join(root, "f"), "user.c2vm", []byte("kept"), 0) == nil
+	xattrs := ocitest.TrickyDir(t, root, 64<<20)
 	// Given through a symlink, the root is resolved.
 	link := filepath.Join(t.TempDir(), "rootlink")
 	os.Symlink(root, link)

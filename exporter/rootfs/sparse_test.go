@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +12,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
 // readAll reads every entry with tarReader and rebuilds each regular file's
@@ -52,22 +53,11 @@ func readAll(t *testing.T, r io.Reader) map[string][]byte {
 
 // goRead is what archive/tar itself reads: the logical content, holes as zeros.
 func goRead(t *testing.T, r io.Reader) map[string][]byte {
-	tr := tar.NewReader(r)
 	out := map[string][]byte{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[h.Name] = b
+	for _, m := range ocitest.ReadTar(t, r) {
+		out[m.Header.Name] = m.Data
 	}
+	return out
 }
 
 func TestSparseFormatsMatchArchiveTar(t *testing.T) {
