@@ -76,10 +76,12 @@ func (d debian) installScript(arch string, more []string) string {
 		"apt-get update",
 		"extra=''",
 		"for p in systemd-resolved systemd-repart; do if apt-cache show $p >/dev/null 2>&1; then extra=\"$extra $p\"; fi; done",
+		// iproute2: `ip`, the first thing a VM's user runs to see the
+		// network, is not in Debian's or Ubuntu's container images.
 		// INITRD=No keeps the kernel's own hook from building an initramfs
 		// that the initramfs-tools trigger then builds again: one is made
 		// below, once.
-		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs zstd $extra%s", d.kernelPackage(arch), words(more)),
+		fmt.Sprintf("INITRD=No apt-get install -y --no-install-recommends %s systemd-sysv udev initramfs-tools e2fsprogs zstd iproute2 $extra%s", d.kernelPackage(arch), words(more)),
 		"for k in /lib/modules/*; do v=${k##*/}; [ -e /boot/initrd.img-$v ] || update-initramfs -c -k \"$v\"; done",
 		// A glob may match several kernels (the image had one): count, do
 		// not test -e, which takes one operand.

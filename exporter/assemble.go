@@ -274,8 +274,11 @@ func (b *build) makeFormat(ctx context.Context, fm Format, raw string) error {
 	if fm.Make == MakeOVA {
 		return b.writeOVA(ctx, fm, raw)
 	}
-	argv := fm.Command(raw, fm.File)
-	return b.tool(ctx, nil, nil, argv[0], argv[1:]...)
+	minVirtual := int64(0)
+	if b.opts.Size == 0 {
+		minVirtual = MinVirtualSize
+	}
+	return Convert(ctx, b.work, fm, raw, fm.File, minVirtual)
 }
 
 // writeOVA converts the raw disk to a streamOptimized VMDK, the one disk

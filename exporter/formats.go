@@ -1,9 +1,13 @@
 package exporter
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/c2vm/c2vm/exporter/diskformat"
@@ -26,7 +30,8 @@ type Format struct {
 	File    string   // the output's path inside the output directory
 	Make    Maker    // how it is made
 	QemuFmt string   // qemu-img -O (MakeQemu, and the VMDK inside an OVA)
-	Opts    []string // extra qemu-img convert arguments
+	Create  []string // qemu-img creation options (-o …)
+	Flags   []string // other qemu-img convert flags (-c)
 	// Owner is the uid and gid the file gets in an image, 0 for root:
 	// KubeVirt's QEMU runs as 107 and reads a containerDisk's disk as it.
 	Owner int
@@ -36,7 +41,8 @@ type Format struct {
 var (
 	// zstd-compressed qcow2 is about a third of the content; QEMU 5.1 and
 	// later read it.
-	zstdQcow2 = []string{"-c", "-o", "compression_type=zstd"}
+	zstdQcow2 = []string{"-o", "compression_type=zstd"}
+	compress  = []string{"-c"}
 	// A fixed VHD of the exact size (force_size, not qemu's CHS rounding):
 	// what Azure accepts, and Hyper-V boots. c2vm's disks are whole MiB
 	// (NewLayout rounds up), the size Azure requires.
@@ -48,18 +54,18 @@ var (
 // ones, in their original order.
 var formats = []Format{
 	{Name: "raw", File: "linux.img", Make: MakeRaw, QemuFmt: "raw"},
-	{Name: "qcow2", File: "linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Opts: zstdQcow2},
+	{Name: "qcow2", File: "linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Create: zstdQcow2, Flags: compress},
 	{Name: "vmdk", File: "linux.vmdk", Make: MakeQemu, QemuFmt: "vmdk"},
 	{Name: "vhdx", File: "linux.vhdx", Make: MakeQemu, QemuFmt: "vhdx"},
 	{Name: "vdi", File: "linux.vdi", Make: MakeQemu, QemuFmt: "vdi"},
-	{Name: "vhd", File: "linux.vhd", Make: MakeQemu, QemuFmt: "vpc", Opts: fixedVHD},
+	{Name: "vhd", File: "linux.vhd", Make: MakeQemu, QemuFmt: "vpc", Create: fixedVHD},
 	// For tools that cannot read compressed clusters, or to trade size for
 	// write speed inside the guest.
 	{Name: "qcow2-uncompressed", File: "linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2"},
-	{Name: "vhd-azure", File: "linux-azure.vhd", Make: MakeQemu, QemuFmt: "vpc", Opts: fixedVHD},
-	{Name: "ova", File: "linux.ova", Make: MakeOVA, QemuFmt: "vmdk", Opts: streamOptimized},
+	{Name: "vhd-azure", File: "linux-azure.vhd", Make: MakeQemu, QemuFmt: "vpc", Create: fixedVHD},
+	{Name: "ova", File: "linux.ova", Make: MakeOVA, QemuFmt: "vmdk", Create: streamOptimized},
 	{Name: "gce", File: "linux-gce.tar.gz", Make: MakeGCE},
-	{Name: "containerdisk", File: diskformat.ContainerDiskDir + "/linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Opts: zstdQcow2, Owner: diskformat.KubeVirtQemuID},
+	{Name: "containerdisk", File: diskformat.ContainerDiskDir + "/linux.qcow2", Make: MakeQemu, QemuFmt: "qcow2", Create: zstdQcow2, Flags: compress, Owner: diskformat.KubeVirtQemuID},
 }
 
 // FormatNames lists the formats --format accepts.
@@ -129,21 +135,62 @@ func lookupFormat(name string) (Format, bool) {
 // directory.
 func (f Format) FileName() string { return f.File }
 
-// ConvertArgs are qemu-img's arguments to write raw as format f to dst.
+// MinVirtualSize is the least virtual size of the formats that are sparse
+// by nature, when the disk was sized automatically: the guest's root grows
+// into it at first boot, and the bytes it does not use cost nothing. The
+// raw disk stays tight, since BuildKit exports every byte of it.
+const MinVirtualSize = 8 << 30
+
+// Sparse says whether the format stores only what is written, so that a
+// larger virtual size costs no bytes (qcow2, vmdk, vhdx, vdi; not the fixed
+// VHDs).
+func (f Format) Sparse() bool {
+	return f.Make == MakeQemu && slices.Contains([]string{"qcow2", "vmdk", "vhdx", "vdi"}, f.QemuFmt)
+}
+
+// Converted says whether the format is made from the finished raw disk by
+// an external tool (qemu-img, GNU tar) — in the frontend, its own build
+// step — rather than by c2vm while assembling (raw, ova).
+func (f Format) Converted() bool { return f.Make == MakeQemu || f.Make == MakeGCE }
+
+// ConvertArgs are qemu-img's arguments to write raw as format f to dst at
+// raw's size.
 func (f Format) ConvertArgs(raw, dst string) []string {
-	args := append([]string{"convert", "-q", "-f", "raw", "-O", f.QemuFmt}, f.Opts...)
+	args := append([]string{"convert", "-q", "-f", "raw", "-O", f.QemuFmt}, f.Create...)
+	args = append(args, f.Flags...)
 	return append(args, raw, dst)
 }
 
-// Command is the program and arguments that make a qemu-img or GNU tar
-// format from raw as dst; assembly and the frontend's build steps run the
-// same. It is nil for the formats c2vm writes itself (raw, ova).
-func (f Format) Command(raw, dst string) []string {
-	switch f.Make {
-	case MakeQemu:
-		return append([]string{"qemu-img"}, f.ConvertArgs(raw, dst)...)
-	case MakeGCE:
-		return append([]string{"tar"}, diskformat.GCETarArgs(raw, dst)...)
+// Commands are the programs that make format f from raw, of rawSize bytes,
+// as dst. A sparse format gets a virtual size of at least minVirtual: it
+// is created at that size, and qemu-img fills it, told that it is zeros so
+// that it writes no zeros. Nil for the formats c2vm writes itself.
+func (f Format) Commands(raw, dst string, rawSize, minVirtual int64) [][]string {
+	switch {
+	case f.Make == MakeGCE:
+		return [][]string{append([]string{"tar"}, diskformat.GCETarArgs(raw, dst)...)}
+	case f.Make != MakeQemu:
+		return nil
+	case !f.Sparse() || minVirtual <= rawSize:
+		return [][]string{append([]string{"qemu-img"}, f.ConvertArgs(raw, dst)...)}
+	}
+	create := append([]string{"qemu-img", "create", "-q", "-f", f.QemuFmt}, f.Create...)
+	create = append(create, dst, strconv.FormatInt(minVirtual, 10))
+	fill := append([]string{"qemu-img", "convert", "-q", "-n", "--target-is-zero", "-f", "raw", "-O", f.QemuFmt}, f.Flags...)
+	return [][]string{create, append(fill, raw, dst)}
+}
+
+// Convert writes format f of the raw disk as dst (both relative to dir),
+// with Commands' virtual size rule.
+func Convert(ctx context.Context, dir string, f Format, raw, dst string, minVirtual int64) error {
+	st, err := os.Stat(filepath.Join(dir, raw))
+	if err != nil {
+		return err
+	}
+	for _, argv := range f.Commands(raw, dst, st.Size(), minVirtual) {
+		if err := runIn(ctx, dir, nil, nil, argv[0], argv[1:]...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,8 +1,13 @@
 package exporter
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,28 +154,44 @@ func TestFormatsExactlyWhatWasAsked(t *testing.T) {
 	}
 }
 
-// Each format's command is what the docs promise: qcow2 compressed with
+// Each format's commands are what the docs promise: qcow2 compressed with
 // zstd unless asked otherwise, Azure's fixed whole-size VHD, GCE's sparse
 // tar, the OVA's streamOptimized VMDK, containerdisk owned by KubeVirt's
-// QEMU.
+// QEMU; sparse formats of a small auto-sized disk created at 8 GiB and
+// filled without writing zeros, the fixed VHDs never.
 func TestFormatCommands(t *testing.T) {
-	cmd := func(name string) string {
+	cmds := func(name string, rawSize int64) string {
 		f, ok := lookupFormat(name)
 		if !ok {
 			t.Fatalf("no format %s", name)
 		}
-		return strings.Join(f.Command("/in/linux.img", "/out/"+f.FileName()), " ")
+		var lines []string
+		for _, c := range f.Commands("/in/linux.img", "/out/"+f.FileName(), rawSize, MinVirtualSize) {
+			lines = append(lines, strings.Join(c, " "))
+		}
+		return strings.Join(lines, "; ")
 	}
+	cmd := func(name string) string { return cmds(name, 9<<30) }
 	for name, want := range map[string]string{
-		"qcow2":              "qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/linux.qcow2",
+		"qcow2":              "qemu-img convert -q -f raw -O qcow2 -o compression_type=zstd -c /in/linux.img /out/linux.qcow2",
 		"qcow2-uncompressed": "qemu-img convert -q -f raw -O qcow2 /in/linux.img /out/linux.qcow2",
 		"vhd-azure":          "qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on /in/linux.img /out/linux-azure.vhd",
-		"containerdisk":      "qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/disk/linux.qcow2",
+		"containerdisk":      "qemu-img convert -q -f raw -O qcow2 -o compression_type=zstd -c /in/linux.img /out/disk/linux.qcow2",
 		"raw":                "",
 		"ova":                "",
 	} {
 		if got := cmd(name); got != want {
 			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	for name, want := range map[string]string{
+		"qcow2": "qemu-img create -q -f qcow2 -o compression_type=zstd /out/linux.qcow2 8589934592; " +
+			"qemu-img convert -q -n --target-is-zero -f raw -O qcow2 -c /in/linux.img /out/linux.qcow2",
+		"vmdk": "qemu-img create -q -f vmdk /out/linux.vmdk 8589934592; qemu-img convert -q -n --target-is-zero -f raw -O vmdk /in/linux.img /out/linux.vmdk",
+		"vhd":  "qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on /in/linux.img /out/linux.vhd",
+	} {
+		if got := cmds(name, 900<<20); got != want {
+			t.Errorf("%s of a 900 MiB disk: %q, want %q", name, got, want)
 		}
 	}
 	gce := cmd("gce")
@@ -289,5 +310,50 @@ func TestSizeErrorAdvice(t *testing.T) {
 	auto := (&SizeError{Given: 100 << 20, Min: 120 << 20, Auto: true}).Error()
 	if !strings.Contains(given, "use --size auto") || strings.Contains(auto, "--size auto") || !strings.Contains(auto, "--size 120M") {
 		t.Errorf("given: %s\nauto: %s", given, auto)
+	}
+}
+
+// A sparse format of a small disk has a generous virtual size at no byte
+// cost and the raw disk's exact content; a fixed VHD keeps the raw size.
+func TestConvertVirtualSize(t *testing.T) {
+	if _, err := lookTool("qemu-img"); err != nil {
+		if os.Getenv("C2VM_REQUIRE_TOOLS") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	raw := make([]byte, 4<<20)
+	for i := range raw[:1<<20] {
+		raw[i] = byte(i * 31)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "linux.img"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"qcow2", "vmdk", "vdi", "vhdx", "vhd"} {
+		f, _ := lookupFormat(name)
+		if err := Convert(context.Background(), dir, f, "linux.img", f.File, MinVirtualSize); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out, err := exec.Command("qemu-img", "info", "--output=json", filepath.Join(dir, f.File)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct {
+			VirtualSize int64 `json:"virtual-size"`
+			ActualSize  int64 `json:"actual-size"`
+		}
+		json.Unmarshal(out, &info)
+		// A fixed VHD keeps the raw size (qemu-img counts its footer).
+		if grown := info.VirtualSize == MinVirtualSize; grown != f.Sparse() {
+			t.Errorf("%s: virtual size %d", name, info.VirtualSize)
+		}
+		if f.Sparse() && info.ActualSize > 8<<20 {
+			t.Errorf("%s: %d bytes on disk for 1 MiB of data", name, info.ActualSize)
+		}
+		// The content is the raw disk's, and zeros beyond it.
+		if b, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", f.QemuFmt, filepath.Join(dir, "linux.img"), filepath.Join(dir, f.File)).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, b)
+		}
 	}
 }

@@ -6,6 +6,7 @@ package llb
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/c2vm/c2vm/exporter"
@@ -60,7 +61,7 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 		parts[0] = keep(base, inAsm)
 	}
 	for _, f := range conversions {
-		parts = append(parts, convert(base, tools, f, o.NoCache))
+		parts = append(parts, convert(base, tools, f, o.Size, o.NoCache))
 	}
 	return bk.Merge(parts, bk.WithCustomName("collect disks"))
 }
@@ -86,7 +87,7 @@ func isRaw(f exporter.Format) bool { return f.Make == exporter.MakeRaw }
 // conversions.
 func split(want []exporter.Format) (inAsm, conversions []exporter.Format) {
 	for _, f := range want {
-		if f.Command("", "") == nil {
+		if !f.Converted() {
 			inAsm = append(inAsm, f)
 		} else {
 			conversions = append(conversions, f)
@@ -166,9 +167,14 @@ func assemble(rootfs, tools bk.State, o DiskOptions, formats []exporter.Format) 
 // convert makes format f from the raw disk in its own step. A file with an
 // owner (containerdisk's, for KubeVirt's QEMU) is written by that user into
 // a directory it owns: no root-owned copy, no second copy to chown.
-func convert(raw, tools bk.State, f exporter.Format, noCache bool) bk.State {
+func convert(raw, tools bk.State, f exporter.Format, size string, noCache bool) bk.State {
+	minVirtual := int64(0)
+	if size == "" || size == "auto" {
+		minVirtual = exporter.MinVirtualSize
+	}
 	run := []bk.RunOption{
-		bk.Args(f.Command(inDir+"/linux.img", outDir+"/"+f.FileName())),
+		bk.Args([]string{"c2vm", "convert", "--format", f.Name, "--min-virtual-size", strconv.FormatInt(minVirtual, 10),
+			inDir + "/linux.img", outDir + "/" + f.FileName()}),
 		bk.AddMount(inDir, raw, bk.Readonly),
 		bk.Network(bk.NetModeNone),
 		bk.WithCustomNamef("convert to %s", f.Name),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,17 +75,37 @@ func TestConvertSteps(t *testing.T) {
 	execs := llbtest.Execs(llbtest.Ops(t, diskState(t, "qcow2,vhd")))
 	var conv []string
 	for _, e := range execs {
-		if e.Meta.Args[0] == "qemu-img" {
+		if isConvert(e) {
 			conv = append(conv, strings.Join(e.Meta.Args, " "))
 		}
 	}
 	slices.Sort(conv)
+	// An explicit C2VM_DISK_SIZE is the size of every format.
 	want := []string{
-		"qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd /in/linux.img /out/linux.qcow2",
-		"qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on /in/linux.img /out/linux.vhd",
+		"c2vm convert --format qcow2 --min-virtual-size 0 /in/linux.img /out/linux.qcow2",
+		"c2vm convert --format vhd --min-virtual-size 0 /in/linux.img /out/linux.vhd",
 	}
 	if !slices.Equal(conv, want) {
 		t.Errorf("conversions %q, want %q", conv, want)
+	}
+}
+
+// An auto-sized disk's sparse formats get at least 8 GiB (c2vm convert
+// leaves fixed formats as they are).
+func TestConvertAutoSize(t *testing.T) {
+	fs, _ := exporter.ParseFormats("qcow2")
+	st := Disk(bk.Image("docker.io/library/debian:bookworm"), bk.Image("127.0.0.1:5000/c2vm:dev"), DiskOptions{Formats: fs[1:], Size: "auto", Firmware: "hybrid"})
+	n := 0
+	for _, e := range llbtest.Execs(llbtest.Ops(t, st)) {
+		if isConvert(e) {
+			n++
+			if !slices.Contains(e.Meta.Args, strconv.Itoa(exporter.MinVirtualSize)) {
+				t.Errorf("conversion %q", e.Meta.Args)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d conversions", n)
 	}
 }
 
@@ -252,14 +273,8 @@ func execFiles(t *testing.T, e *pb.ExecOp, index int64) []string {
 			out = append(out, f.FileName())
 		}
 		return out
-	case args[0] == "qemu-img":
+	case args[0] == "c2vm" && args[1] == "convert":
 		return []string{rel(args[len(args)-1])}
-	case args[0] == "tar":
-		for _, a := range args {
-			if f, ok := strings.CutPrefix(a, "--file="); ok {
-				return []string{rel(f)}
-			}
-		}
 	}
 	t.Fatalf("step %v writes unknown files", args)
 	return nil
@@ -295,7 +310,7 @@ func TestContainerDiskOwner(t *testing.T) {
 	ops := llbtest.Ops(t, st)
 	var conv *pb.ExecOp
 	for _, e := range llbtest.Execs(ops) {
-		if e.Meta.Args[0] == "qemu-img" {
+		if isConvert(e) {
 			conv = e
 		}
 	}
@@ -322,4 +337,8 @@ func mustFormats(t *testing.T, s string) []exporter.Format {
 		t.Fatal(err)
 	}
 	return fs[1:]
+}
+
+func isConvert(e *pb.ExecOp) bool {
+	return len(e.Meta.Args) > 1 && e.Meta.Args[0] == "c2vm" && e.Meta.Args[1] == "convert"
 }

@@ -53,6 +53,9 @@ func TestRegistryCache(t *testing.T) {
 			t.Errorf("%q was not served from the registry cache", step)
 		}
 	}
+	if t.Failed() {
+		t.Logf("second build:\n%s", tail(log, 12000))
+	}
 	if a, b := fileSum(t, filepath.Join(first, "linux.img")), fileSum(t, filepath.Join(second, "linux.img")); a != b {
 		t.Errorf("the disks differ: %s %s", a, b)
 	}
