@@ -233,8 +233,12 @@ func TestUnsupportedDistro(t *testing.T) {
 
 func TestFailingBootstrapStep(t *testing.T) {
 	dir := t.TempDir()
-	// Package sources that cannot answer: the kernel install fails.
-	df := "FROM debian:bookworm\nRUN echo 'deb http://127.0.0.1:9/debian bookworm main' >/etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*\n"
+	// Package sources that cannot answer: the kernel install fails. The
+	// tree is copied onto scratch so that c2vm installs on top of it (with
+	// debian:bookworm as the base, the kernel would go beneath the broken
+	// sources, from the image's own).
+	df := "FROM debian:bookworm AS broken\nRUN echo 'deb http://127.0.0.1:9/debian bookworm main' >/etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*\n" +
+		"FROM scratch\nCOPY --from=broken / /\n"
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
 	_, err := buildInProcess(t, dir, t.TempDir(), nil)
 	if err == nil || !strings.Contains(err.Error(), `making Debian GNU/Linux 12 (bookworm) bootable failed in step "install kernel (debian)": it ended with exit code: 100`) {
