@@ -145,7 +145,7 @@ func TestConfigure(t *testing.T) {
 		}
 	}
 	execs := llbtest.Execs(ops)
-	if len(execs) != 1 || strings.Join(execs[0].Meta.Args, " ") != "c2vm guest-config --root /target --status-file /c2vm-status/status" || execs[0].Network != pb.NetMode_NONE {
+	if len(execs) != 1 || strings.Join(execs[0].Meta.Args, " ") != "c2vm guest-config --root /target --status-file /target/.c2vm-guest-config-error" || execs[0].Network != pb.NetMode_NONE {
 		t.Fatalf("root not locked by c2vm's own step: %+v", execs)
 	}
 	if len(llbtest.IgnoreCache(t, Configure(llb.Image("docker.io/library/x"), tools, Options{}, Guest{}).Root)) != 0 {
@@ -276,7 +276,7 @@ func TestAccessStep(t *testing.T) {
 	ops := llbtest.Ops(t, c.Root)
 	e := llbtest.Execs(ops)[0]
 	args := strings.Join(e.Meta.Args, " ")
-	want := "c2vm guest-config --root /target --status-file /c2vm-status/status --user dev:1500 --sudo-nopasswd --user-password-secret devpw " +
+	want := "c2vm guest-config --root /target --status-file /target/.c2vm-guest-config-error --user dev:1500 --sudo-nopasswd --user-password-secret devpw " +
 		"--authorized-keys-file /c2vm-keys/authorized_keys --authorized-keys-secret team-keys"
 	if args != want {
 		t.Errorf("args\n%s\nwant\n%s", args, want)

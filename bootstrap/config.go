@@ -63,12 +63,16 @@ type Guest struct {
 	OwnBoot  bool // it brought its own kernel and init; c2vm installed nothing
 }
 
-// Configured is the configured target and the status of its guest-config
-// step: a state whose StatusFile is empty when the step succeeded and
-// holds its error otherwise (the frontend reads it and fails the build
-// with that message).
+// Configured is the configured target. When its guest-config step failed,
+// the step still succeeds but leaves its error in StatusFile of Root (the
+// frontend reads it and fails the build with that message); on success
+// the file does not exist. The error lives in the root rather than in a
+// mount of its own so that the step has one output, the one the disk is
+// built from: a registry cache (mode=max) holds only outputs the final
+// result reaches, and a second output read on its own would miss there
+// and rerun the step on every cached build.
 type Configured struct {
-	Root, Status llb.State
+	Root llb.State
 }
 
 // Configure writes the guest configuration: files through BuildKit's file
@@ -128,9 +132,9 @@ func Configure(st, tools llb.State, o Options, g Guest) Configured {
 // writes its error to a status file rather than failing, so that the
 // frontend can report it as the build's error.
 func accounts(st, tools llb.State, o Options, keysOnly bool) Configured {
-	const target, status = "/target", "/c2vm-status"
+	const target = "/target"
 	args, opts, name, secret := guestConfigArgs(o)
-	args = append([]string{"c2vm", "guest-config", "--root", target, "--status-file", status + StatusFile}, args...)
+	args = append([]string{"c2vm", "guest-config", "--root", target, "--status-file", target + StatusFile}, args...)
 	if keysOnly {
 		args, name = append(args, "--keys-only"), "install SSH keys for root"
 	}
@@ -142,8 +146,7 @@ func accounts(st, tools llb.State, o Options, keysOnly bool) Configured {
 	}
 	opts = append(opts, llb.Args(args), llb.Network(llb.NetModeNone))
 	run := tools.Run(opts...)
-	root := run.AddMount(target, st)
-	return Configured{Root: root, Status: run.AddMount(status, llb.Scratch())}
+	return Configured{Root: run.AddMount(target, st)}
 }
 
 // AppKeys gives root of an app-mode image the SSH keys, for an image whose
@@ -153,6 +156,6 @@ func AppKeys(st, tools llb.State, o Options) Configured {
 	return accounts(st, tools, o, true)
 }
 
-// StatusFile is the file in Configured.Status that holds guest-config's
-// error.
-const StatusFile = "/status"
+// StatusFile is the file in Configured.Root that holds guest-config's
+// error; it exists only when the step failed.
+const StatusFile = "/.c2vm-guest-config-error"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/bootstrap/guest"
@@ -102,18 +103,23 @@ func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocisp
 // itself succeeds so that its message, not "exit code: 1", is the build's
 // error.
 func configured(ctx context.Context, c client.Client, cfg bootstrap.Configured, p ocispecs.Platform) (llb.State, error) {
-	ref, err := solve(ctx, c, cfg.Status, p)
+	ref, err := solve(ctx, c, cfg.Root, p)
 	if err != nil {
 		return llb.State{}, fmt.Errorf("configuring the guest failed: %s", stepFailure(err))
+	}
+	name := path.Base(bootstrap.StatusFile)
+	found, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Dir(bootstrap.StatusFile), IncludePattern: name})
+	if err != nil {
+		return llb.State{}, fmt.Errorf("configuring the guest: looking for c2vm guest-config's status: %v", err)
+	}
+	if len(found) == 0 {
+		return cfg.Root, nil
 	}
 	status, err := ref.ReadFile(ctx, client.ReadRequest{Filename: bootstrap.StatusFile, Range: &client.FileRange{Length: 64 << 10}})
 	if err != nil {
 		return llb.State{}, fmt.Errorf("configuring the guest: reading c2vm guest-config's status: %v", err)
 	}
-	if len(status) > 0 {
-		return llb.State{}, optionError(status)
-	}
-	return cfg.Root, nil
+	return llb.State{}, optionError(status)
 }
 
 // stepFailure is a failed step's error without BuildKit's long wrapping.

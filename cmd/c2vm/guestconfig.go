@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/c2vm/c2vm/bootstrap/guest"
 	"github.com/c2vm/c2vm/internal/usererr"
@@ -34,23 +35,27 @@ func guestConfigCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := g.run()
 			if g.statusFile == "" {
+				return g.run()
+			}
+			// The file lies in the image's root: whatever the image put
+			// there (a file, a planted symlink) goes before anything runs.
+			if err := os.Remove(g.statusFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
+			}
+			err := g.run()
+			if err == nil {
+				return nil
 			}
 			// The frontend reads the status and reports it as the build's
 			// error: a failing step would only say "exit code: 1".
-			msg := ""
-			if err != nil {
-				msg = err.Error()
-				fmt.Fprintf(os.Stderr, "c2vm guest-config: %s\n", msg)
-			}
-			return os.WriteFile(g.statusFile, []byte(msg), 0o644)
+			fmt.Fprintf(os.Stderr, "c2vm guest-config: %s\n", err)
+			return writeStatus(g.statusFile, err.Error())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&g.root, "root", "", "the root filesystem to configure")
-	f.StringVar(&g.statusFile, "status-file", "", "write the error here (empty on success) and exit 0")
+	f.StringVar(&g.statusFile, "status-file", "", "write the error here and exit 0 (on success the file does not exist)")
 	f.StringVar(&g.secretsDir, "secrets-dir", "/run/c2vm-secrets", "where the secrets are mounted, as root-password, user-password and authorized-keys")
 	f.StringVar(&g.rootPWSecret, "root-password-secret", "", "id of the secret holding root's crypt(3) hash (C2VM_ROOT_PASSWORD_SECRET)")
 	f.StringVar(&g.user, "user", "", "NAME[:UID] of a user to add (C2VM_USER)")
@@ -61,6 +66,19 @@ func guestConfigCmd() *cobra.Command {
 	f.BoolVar(&g.keysOnly, "keys-only", false, "app mode: give root the keys and change nothing else")
 	cmd.MarkFlagRequired("root")
 	return cmd
+}
+
+// writeStatus creates the status file anew, never through a link.
+func writeStatus(name, msg string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(msg); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (g *guestConfigFlags) run() error {
