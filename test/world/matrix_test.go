@@ -43,6 +43,7 @@ systemctl --no-block poweroff
 
 var matrixDisk struct {
 	once sync.Once
+	dir  string // removed by TestMain
 	path string
 	err  error
 }
@@ -60,6 +61,7 @@ func matrixImage(t *testing.T) string {
 			matrixDisk.err = err
 			return
 		}
+		matrixDisk.dir = out
 		_, matrixDisk.err = buildInProcess(t, dir, out, nil)
 		matrixDisk.path = filepath.Join(out, "linux.img")
 	})

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	c2vm, cleanup = testbin.Build("", "../../cmd/c2vm")
 	code := m.Run()
 	cleanup()
+	if matrixDisk.dir != "" {
+		os.RemoveAll(matrixDisk.dir)
+	}
 	os.Exit(code)
 }
 
