@@ -33,6 +33,10 @@ func TestParseOptions(t *testing.T) {
 	for args, want := range map[string]string{
 		"C2VM_FORMAT=iso":          `C2VM_FORMAT: unknown format "iso"`,
 		"C2VM_DISK_SIZE=lots":      `C2VM_DISK_SIZE: bad size "lots"`,
+		"C2VM_DISK_SIZE=nan":       `C2VM_DISK_SIZE: bad size "nan": not a number`,
+		"C2VM_DISK_SIZE=inf":       `C2VM_DISK_SIZE: bad size "inf": not a number`,
+		"C2VM_DISK_SIZE=0.1":       `C2VM_DISK_SIZE: bad size "0.1": not a whole number`,
+		"C2VM_DISK_SIZE=-1G":       `C2VM_DISK_SIZE: bad size "-1G": not a number`,
 		"C2VM_FIRMWARE=coreboot":   `C2VM_FIRMWARE: unknown firmware "coreboot"`,
 		"C2VM_HOSTNAME=bad_name!":  `C2VM_HOSTNAME "bad_name!" is not a valid hostname`,
 		"C2VM_MODE=vm":             `C2VM_MODE: unknown mode "vm"`,

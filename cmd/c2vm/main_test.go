@@ -149,6 +149,29 @@ func TestAssembleSmallTree(t *testing.T) {
 	}
 }
 
+// TestAssembleTwoKernels checks that a tree with two kernels boots the
+// newest by version order (9 < 10, not as strings) and says so.
+func TestAssembleTwoKernels(t *testing.T) {
+	tr := ocitest.NewTar().Dir("boot", 0o755).File("sbin/init", "#!/bin/sh\n", 0o755)
+	for _, v := range []string{"6.1.0-10-amd64", "6.1.0-9-amd64"} {
+		tr.File("boot/vmlinuz-"+v, "k", 0o644).File("boot/initrd.img-"+v, "i", 0o644)
+	}
+	src := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := os.WriteFile(src, tr.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err, stderr := runC2VM(t, nil, "assemble", "-o", filepath.Join(t.TempDir(), "out"), src)
+	if err != nil {
+		if os.Getenv("C2VM_REQUIRE_TOOLS") == "" && strings.Contains(stderr, "not installed") {
+			t.Skip(stderr)
+		}
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "booting kernel 6.1.0-10-amd64, the newest in /boot") {
+		t.Errorf("the log does not name the newest kernel:\n%s", stderr)
+	}
+}
+
 func validKeys(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "authorized_keys")
 	os.WriteFile(p, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n"), 0o644)
