@@ -61,25 +61,40 @@ func TestRegistryCache(t *testing.T) {
 	}
 }
 
-// cachedSteps reads buildx's plain progress: which named steps were CACHED.
+// cachedSteps reads buildx's plain progress: which named steps came from
+// the cache. BuildKit reports a cached step as CACHED unless its result must
+// be materialised — the disk the export copies, and the layers it lies on —
+// in which case it shows the cache's blobs being pulled and extracted. A
+// step that ran instead prints its process's output as "#N SECONDS text";
+// such a line anywhere in the step means it ran.
 func cachedSteps(log string) map[string]bool {
+	steps := []string{"install kernel", "configure guest", "assemble disk"}
 	names := map[string]string{}
-	cached := map[string]bool{}
-	name := regexp.MustCompile(`(?m)^#(\d+) (.+)$`)
-	for _, m := range name.FindAllStringSubmatch(log, -1) {
+	cached, pulled, ran := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	line := regexp.MustCompile(`(?m)^#(\d+) (.+)$`)
+	output := regexp.MustCompile(`^\d+\.\d+ `)
+	for _, m := range line.FindAllStringSubmatch(log, -1) {
 		id, rest := m[1], strings.TrimSpace(m[2])
 		switch {
-		case rest == "CACHED":
-			for _, step := range []string{"install kernel", "configure guest", "assemble disk"} {
-				if strings.Contains(names[id], step) {
-					cached[step] = true
-				}
-			}
 		case names[id] == "":
 			names[id] = rest
+		case rest == "CACHED":
+			cached[id] = true
+		case output.MatchString(rest):
+			ran[id] = true
+		case strings.HasPrefix(rest, "extracting sha256:"):
+			pulled[id] = true
 		}
 	}
-	return cached
+	served := map[string]bool{}
+	for id, name := range names {
+		for _, step := range steps {
+			if strings.Contains(name, step) && !ran[id] && (cached[id] || pulled[id]) {
+				served[step] = true
+			}
+		}
+	}
+	return served
 }
 
 func fileSum(t *testing.T, p string) string {
