@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -196,20 +197,36 @@ func copyFile(src, dst string) error {
 	return os.WriteFile(dst, data, 0o644)
 }
 
-// extractBoot copies the newest kernel and initramfs out of a disk's root
-// filesystem with debugfs.
+// extractBoot copies the kernel and initramfs out of a disk's root
+// filesystem with debugfs: /boot/vmlinuz-VERSION and its initrd.img (the
+// links beside them may be missing or point anywhere; debugfs would dump a
+// link, not what it points at).
 func extractBoot(disk, work string) (string, string, error) {
 	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
 	if err != nil {
 		return "", "", err
 	}
 	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
+	ls, err := exec.Command("debugfs", "-R", "ls -p /boot", fs).Output()
+	if err != nil {
+		return "", "", fmt.Errorf("debugfs ls /boot: %v", err)
+	}
+	version := ""
+	for _, l := range strings.Split(string(ls), "\n") {
+		// ls -p: /inode/mode/uid/gid/name/size/
+		if f := strings.Split(l, "/"); len(f) > 5 && strings.HasPrefix(f[5], "vmlinuz-") && f[2] != "120777" {
+			version = max(version, strings.TrimPrefix(f[5], "vmlinuz-"))
+		}
+	}
+	if version == "" {
+		return "", "", errors.New("no /boot/vmlinuz-VERSION on the disk")
+	}
 	kernel, initrd := filepath.Join(work, "vmlinuz"), filepath.Join(work, "initrd.img")
-	for dst, src := range map[string]string{kernel: "/vmlinuz", initrd: "/initrd.img"} {
+	for dst, src := range map[string]string{kernel: "/boot/vmlinuz-" + version, initrd: "/boot/initrd.img-" + version} {
 		if o, err := exec.Command("debugfs", "-R", "dump "+src+" "+dst, fs).CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("debugfs dump %s: %v %s", src, err, o)
 		}
-		if fi, err := os.Stat(dst); err != nil || fi.Size() == 0 {
+		if fi, err := os.Stat(dst); err != nil || fi.Size() < 1<<20 {
 			return "", "", fmt.Errorf("%s not on the disk", src)
 		}
 	}

@@ -44,14 +44,18 @@ func (s *layeredSource) ImageConfig() *v1.Config { return s.config }
 type entryFunc func(ord int32, h *tar.Header, segs []Segment, r io.Reader) error
 
 // forEach reads layer l's entries in order and returns a digest of their
-// headers. The layer is drained and closed so that digest checks run.
-func (s *layeredSource) forEach(ctx context.Context, l int, fn entryFunc) ([]byte, error) {
+// headers; headersOnly when fn never reads the data. The layer is drained
+// and closed so that digest checks run.
+func (s *layeredSource) forEach(ctx context.Context, l int, headersOnly bool, fn entryFunc) ([]byte, error) {
 	rc, err := s.layers[l].Open()
 	if err != nil {
 		return nil, s.corrupt(l, err)
 	}
 	defer rc.Close()
 	tr := newTarReader(rc)
+	if headersOnly {
+		tr.headersOnly()
+	}
 	sum := sha256.New()
 	for ord := int32(0); ; ord++ {
 		if err := ctx.Err(); err != nil {
@@ -123,7 +127,7 @@ func (s *layeredSource) Scan(ctx context.Context) (*Inventory, error) {
 	s.t = newTree(s.whiteouts)
 	s.sums = make([][]byte, len(s.layers))
 	for l := range s.layers {
-		sum, err := s.forEach(ctx, l, func(ord int32, h *tar.Header, segs []Segment, _ io.Reader) error {
+		sum, err := s.forEach(ctx, l, true, func(ord int32, h *tar.Header, segs []Segment, _ io.Reader) error {
 			if err := s.t.add(int32(l), ord, h, segs); err != nil {
 				return s.bad(l, err)
 			}
@@ -175,7 +179,7 @@ func (s *layeredSource) Stream(ctx context.Context, sink Sink) error {
 		if l < len(s.t.byLayer) {
 			made = s.t.byLayer[l]
 		}
-		sum, err := s.forEach(ctx, l, func(ord int32, h *tar.Header, segs []Segment, r io.Reader) error {
+		sum, err := s.forEach(ctx, l, false, func(ord int32, h *tar.Header, segs []Segment, r io.Reader) error {
 			for len(made) > 0 && made[0].ord < ord {
 				made = made[1:]
 			}

@@ -31,6 +31,14 @@ func newTarReader(r io.Reader) *tarReader {
 	return &tarReader{tap: t, tr: tar.NewReader(t)}
 }
 
+// headersOnly tells the reader that file contents will be skipped, not
+// read: on a plain file it then reads ahead little.
+func (r *tarReader) headersOnly() {
+	if r.tap.seekable && r.tap.buf == nil {
+		r.tap.ahead = tapHeaders
+	}
+}
+
 // Next advances to the next entry. For a sparse file it also returns where
 // the data lies; Read then yields only those bytes.
 func (r *tarReader) Next() (*tar.Header, []Segment, error) {
@@ -87,6 +95,7 @@ type tap struct {
 	off      int64  // bytes consumed so far
 	win      []byte // raw bytes ending at off
 	seekable bool
+	ahead    int    // size of buf
 	buf      []byte // read ahead of off: buf[head:tail]
 	head     int
 	tail     int
@@ -98,10 +107,14 @@ const (
 	// with the header before it.
 	tapWindow = 1<<20 + 4*512
 	tapBuffer = 128 << 10
+	// tapHeaders is the read-ahead of a pass that wants headers only from
+	// a plain file: archive/tar seeks over each file's data and reads its
+	// last byte, so a large read-ahead would read most of the data anyway.
+	tapHeaders = 4 << 10
 )
 
 func newTap(r io.Reader) *tap {
-	t := &tap{r: r}
+	t := &tap{r: r, ahead: tapBuffer}
 	if s, ok := r.(io.Seeker); ok {
 		if _, err := s.Seek(0, io.SeekCurrent); err == nil {
 			t.seekable = true
@@ -128,11 +141,11 @@ func (t *tap) Read(p []byte) (int, error) {
 // large as the buffer bypass it.
 func (t *tap) fill(p []byte) (int, error) {
 	if t.head == t.tail {
-		if len(p) >= tapBuffer {
+		if len(p) >= t.ahead {
 			return t.r.Read(p)
 		}
 		if t.buf == nil {
-			t.buf = make([]byte, tapBuffer)
+			t.buf = make([]byte, t.ahead)
 		}
 		n, err := t.r.Read(t.buf)
 		t.head, t.tail = 0, n
