@@ -220,14 +220,7 @@ func TestBootSizes(t *testing.T) {
 // fsck checks a disk's root filesystem with e2fsck -fn.
 func fsck(t *testing.T, disk string) {
 	t.Helper()
-	out, err := exec.Command("sfdisk", "-J", disk).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.LastIndex(string(out), `"start":`)
-	var start int64
-	fmt.Sscanf(string(out)[i+len(`"start":`):], "%d", &start)
-	if out, err := exec.Command("e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", disk, start*512)).CombinedOutput(); err != nil {
+	if out, err := exec.Command("e2fsck", "-fn", rootFS(t, disk)).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn after the guest ran: %v\n%s", err, out)
 	}
 }
