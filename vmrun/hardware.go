@@ -88,3 +88,14 @@ func (h hardware) nicArgs(first string) []string {
 	}
 	return args
 }
+
+// firmwareBusNote warns of a pair that the firmware here may not boot:
+// OVMF builds without a PVSCSI driver (Debian 12's, measured by the world
+// tests' matrix: its shell maps no disk) cannot read a disk on pvscsi,
+// while SeaBIOS and VMware's own UEFI firmware can.
+func firmwareBusNote(fw, bus string) string {
+	if fw == "uefi" && bus == "pvscsi" {
+		return "UEFI firmware needs a PVSCSI driver to boot from --disk-bus pvscsi, and OVMF builds such as Debian's have none (it then finds no disk and ends in its shell); use --firmware bios to try pvscsi here, or another --disk-bus under UEFI"
+	}
+	return ""
+}

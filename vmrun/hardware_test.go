@@ -35,3 +35,14 @@ func TestHardwareArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestFirmwareBusNote(t *testing.T) {
+	if n := firmwareBusNote("uefi", "pvscsi"); !strings.Contains(n, "--firmware bios") {
+		t.Errorf("UEFI on pvscsi: %q", n)
+	}
+	for _, c := range [][2]string{{"bios", "pvscsi"}, {"uefi", "virtio"}, {"uefi", "nvme"}} {
+		if n := firmwareBusNote(c[0], c[1]); n != "" {
+			t.Errorf("%v: %q", c, n)
+		}
+	}
+}

@@ -50,6 +50,9 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if note := firmwareBusNote(fw, o.DiskBus); note != "" {
+		p.notes = append(p.notes, "c2vm: note: "+note)
+	}
 	if p.work, err = os.MkdirTemp("", "c2vm-run-"); err != nil {
 		return nil, err
 	}

@@ -90,6 +90,12 @@ func TestMatrixStorage(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s-%s", c.bus, fw), func(t *testing.T) {
+				if c.bus == "pvscsi" && fw == "uefi" {
+					// Measured: the guest never starts, the firmware's
+					// shell says "map: No mapping found". The initramfs's
+					// pvscsi driver is proven by the BIOS cell.
+					t.Skip("Debian 12's OVMF has no PVSCSI driver, so UEFI finds no disk on pvscsi (c2vm run says so); VMware's own UEFI firmware has one")
+				}
 				f := bootWith(t, disk, "--disk-size", "keep", "--disk-bus", c.bus, "--machine", c.machine, "--firmware", fw)
 				if f["fw"] != fw || !strings.Contains(f["path"], c.path) {
 					t.Errorf("controller %d: %v", i, f)
