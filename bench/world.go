@@ -164,7 +164,7 @@ func (b *bench) boot(tree string) {
 			args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+fw.code, "-drive", "if=pflash,format=raw,file="+vars)
 		}
 		direct := append(append([]string{}, args...), "-kernel", kernel, "-initrd", initrd,
-			"-append", "root=/dev/vda3 rw console=tty0 console=ttyS0,115200")
+			"-append", rootArg(disk)+" rw console=tty0 console=ttyS0,115200")
 		var ours, kern series
 		for range reps {
 			for _, c := range []struct {
@@ -195,6 +195,27 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, data, 0o644)
+}
+
+// rootArg names the root as GRUB's entry does (by filesystem UUID), so
+// that both boots wait for the same device: the difference is the firmware
+// and boot loader alone. /dev/vda3 when the UUID cannot be read.
+func rootArg(disk string) string {
+	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	if err != nil {
+		return "root=/dev/vda3"
+	}
+	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
+	st, err := exec.Command("debugfs", "-R", "stats", fs).Output()
+	if err != nil {
+		return "root=/dev/vda3"
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if u, ok := strings.CutPrefix(l, "Filesystem UUID:"); ok {
+			return "root=UUID=" + strings.TrimSpace(u)
+		}
+	}
+	return "root=/dev/vda3"
 }
 
 // extractBoot copies the kernel and initramfs out of a disk's root
