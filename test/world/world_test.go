@@ -287,6 +287,20 @@ func TestBuildxBuildkitSyntaxArg(t *testing.T) {
 	checkGuest(t, boot(t, filepath.Join(out, "linux.qcow2"), "bios"), "c2vm")
 }
 
+// TestBuildxCallCheck: --call check runs BuildKit's Dockerfile linter
+// through c2vm, as with the stock frontend (it used to fail with
+// "unsupported request frontend.lint").
+func TestBuildxCallCheck(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM debian:bookworm as base\nRUN true\n"), 0o644))
+	cmd := exec.Command("docker", "buildx", "build", "--call", "check,format=json",
+		"--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), dir)
+	out, _ := cmd.CombinedOutput() // warnings make buildx exit non-zero
+	if !strings.Contains(string(out), "FromAsCasing") || strings.Contains(string(out), "unsupported request") {
+		t.Errorf("--call check did not report the FromAsCasing warning:\n%s", tail(string(out), 3000))
+	}
+}
+
 func TestBuildxOutline(t *testing.T) {
 	dir := exampleContext(t, "debian", "")
 	cmd := exec.Command("docker", "buildx", "build", "--call", "outline,format=json",
