@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -98,12 +99,11 @@ func (b *bench) buildkit() {
 // initramfs reports the size of the initramfs in a disk's root filesystem:
 // what the firmware reads at every boot.
 func (b *bench) initramfs(disk string) {
-	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	fs, err := rootFS(disk)
 	if err != nil {
 		b.skip("initramfs size", err.Error())
 		return
 	}
-	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
 	ls, err := exec.Command("debugfs", "-R", "ls -l /boot", fs).Output()
 	if err != nil {
 		b.skip("initramfs size", err.Error())
@@ -201,11 +201,10 @@ func copyFile(src, dst string) error {
 // that both boots wait for the same device: the difference is the firmware
 // and boot loader alone. /dev/vda3 when the UUID cannot be read.
 func rootArg(disk string) string {
-	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	fs, err := rootFS(disk)
 	if err != nil {
 		return "root=/dev/vda3"
 	}
-	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
 	st, err := exec.Command("debugfs", "-R", "stats", fs).Output()
 	if err != nil {
 		return "root=/dev/vda3"
@@ -223,11 +222,10 @@ func rootArg(disk string) string {
 // links beside them may be missing or point anywhere; debugfs would dump a
 // link, not what it points at).
 func extractBoot(disk, work string) (string, string, error) {
-	out, err := exec.Command("sh", "-c", "sfdisk -J "+disk+" | tr -d ' \\n' | grep -o '\"start\":[0-9]*' | tail -n1 | cut -d: -f2").Output()
+	fs, err := rootFS(disk)
 	if err != nil {
 		return "", "", err
 	}
-	fs := fmt.Sprintf("%s?offset=%d", disk, atoi(strings.TrimSpace(string(out)))*512)
 	ls, err := exec.Command("debugfs", "-R", "ls -p /boot", fs).Output()
 	if err != nil {
 		return "", "", fmt.Errorf("debugfs ls /boot: %v", err)
@@ -332,4 +330,23 @@ func timeToMarker(args []string, text string) (time.Duration, error) {
 	case <-time.After(5 * time.Minute):
 		return 0, fmt.Errorf("no %q within 5 minutes", text)
 	}
+}
+
+// rootFS is debugfs's name for a disk's root filesystem: its last
+// partition, at that partition's byte offset.
+func rootFS(disk string) (string, error) {
+	out, err := exec.Command("sfdisk", "-J", disk).Output()
+	if err != nil {
+		return "", fmt.Errorf("sfdisk -J %s: %v", disk, err)
+	}
+	var t struct {
+		PartitionTable struct {
+			Partitions []struct{ Start int64 }
+		}
+	}
+	if err := json.Unmarshal(out, &t); err != nil || len(t.PartitionTable.Partitions) == 0 {
+		return "", fmt.Errorf("%s: no partition table (%v)", disk, err)
+	}
+	p := t.PartitionTable.Partitions
+	return fmt.Sprintf("%s?offset=%d", disk, p[len(p)-1].Start*512), nil
 }
