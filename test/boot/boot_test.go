@@ -49,7 +49,10 @@ func fixture(t *testing.T) (dir, tarball string) {
 	return dir, dir + ".tar"
 }
 
-// outDir makes an output directory an unprivileged user may write.
+// outDir makes an output directory an unprivileged user may write. It goes
+// when the test ends: the disks of a whole run (formats included) would fill
+// a CI machine's disk, and a later test would then fail for want of space.
+// C2VM_KEEP_OUTPUT=1 keeps a failed test's outputs to look at.
 func outDir(t *testing.T, name string) string {
 	d := filepath.Join(workDir, t.Name()+"-"+name)
 	os.RemoveAll(d)
@@ -57,6 +60,13 @@ func outDir(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	os.Chmod(d, 0o777)
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("C2VM_KEEP_OUTPUT") == "1" {
+			t.Logf("kept %s", d)
+			return
+		}
+		os.RemoveAll(d)
+	})
 	return d
 }
 
@@ -346,6 +356,7 @@ func TestStoppedRunLeavesNoDisk(t *testing.T) {
 	full := outDir(t, "full")
 	assemble(t, nil, "-o", full, "--format", "raw,qcow2", tarball)
 	whole := time.Since(start)
+	os.RemoveAll(full)
 	r := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := range 20 {
 		out := outDir(t, fmt.Sprintf("SIGKILL-%d", i))
@@ -365,6 +376,9 @@ func TestStoppedRunLeavesNoDisk(t *testing.T) {
 		case !finished && img == nil:
 			t.Errorf("kill %d at %s: linux.img exists after a killed run", i, at)
 		}
+		// A killed run leaves its scratch (up to a disk); twenty of them
+		// would hold many GB until the test ends.
+		os.RemoveAll(out)
 	}
 }
 
