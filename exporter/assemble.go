@@ -406,6 +406,19 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 	return nil
 }
 
+// fatEpoch is the time mtools stamps on the ESP's files: SOURCE_DATE_EPOCH
+// when set, never before 1980-01-01, the first time FAT can store (an
+// earlier one wraps to 2098). With TZ=UTC0 the bytes do not depend on the
+// builder's time zone (FAT stores local time).
+func fatEpoch(sde string) string {
+	const fat1980 = 315532800
+	n, err := strconv.ParseInt(sde, 10, 64)
+	if err != nil || n < fat1980 {
+		n = fat1980
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // writeESP makes the FAT32 ESP in place and copies GRUB's EFI image to the
 // removable-media path every UEFI firmware tries.
 func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
@@ -420,10 +433,7 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 		return err
 	}
 	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
-	env := []string{"MTOOLS_SKIP_CHECK=1"}
-	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
-		env = append(env, "SOURCE_DATE_EPOCH=0")
-	}
+	env := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC0", "SOURCE_DATE_EPOCH=" + fatEpoch(os.Getenv("SOURCE_DATE_EPOCH"))}
 	if err := b.tool(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,5 +297,31 @@ func TestDirSourceAssemble(t *testing.T) {
 	}
 	if d.res.Layout.DiskBytes > 200<<20 {
 		t.Errorf("a 1 GiB hole made a %d byte disk", d.res.Layout.DiskBytes)
+	}
+}
+
+// TestESPTimes reads the ESP's file dates back: 1980-01-01 without
+// SOURCE_DATE_EPOCH (1970 would wrap to 2098 in FAT), the given day with it,
+// in UTC whatever the builder's time zone.
+func TestESPTimes(t *testing.T) {
+	for _, c := range []struct{ sde, day string }{{"", "1980-01-01"}, {"0", "1980-01-01"}, {"1700000000", "2023-11-14"}} {
+		t.Setenv("SOURCE_DATE_EPOCH", c.sde)
+		t.Setenv("TZ", "Pacific/Kiritimati") // UTC+14: a local stamp would be the next day
+		d := assembleT(t, layoutSource(t, kernelLayer().Bytes()), Options{})
+		img := fmt.Sprintf("%s@@%d", d.path, d.res.Layout.ESP.Start)
+		cmd := exec.Command("mdir", "-i", img, "::/EFI/BOOT")
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mdir: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "BOOTX64") && !strings.Contains(l, c.day) {
+				t.Errorf("SOURCE_DATE_EPOCH=%q: want %s, got %q", c.sde, c.day, l)
+			}
+		}
+		if !strings.Contains(string(out), "BOOTX64") {
+			t.Errorf("no BOOTX64.EFI on the ESP:\n%s", out)
+		}
 	}
 }
