@@ -32,6 +32,13 @@ var grubModules = map[string][]string{
 // versioned kernel found at assembly. Every path and argument is quoted for
 // GRUB's script language; cmdline comes from ParseCmdline, paths from
 // FindBoot (validated names) or from c2vm itself.
+//
+// The script boots straight away and never enters GRUB's menu: the menu
+// machinery, even hidden with timeout=0, redraws the firmware's console,
+// which cost about 3 s of every UEFI boot under emulation (GRUB 2.12 and
+// OVMF, docs/fast-loop.md). The menu appears when Shift is held as GRUB
+// starts, or when the kernel could not be loaded (under the error), so the
+// command line can always be edited on the VM's screen.
 func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
@@ -39,21 +46,11 @@ func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	}
 	kargs := strings.Join(args, " ")
 	var b strings.Builder
-	// No menu wait: every second here is a second of every boot. Holding
-	// Shift on the VM's screen while GRUB starts shows the menu (to edit
-	// the kernel command line); a serial console cannot hold keys, so
-	// those users change the command line at build time instead.
-	fmt.Fprintf(&b, `set timeout_style=hidden
-set timeout=0
-if keystatus --shift; then
-	set timeout_style=menu
-	set timeout=-1
-fi
-serial --unit=0 --speed=115200
+	fmt.Fprintf(&b, `serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 search --no-floppy --fs-uuid --set=root %s
-menuentry "Linux (c2vm)" {
+function c2vm_load {
 `, grubQuote(rootUUID))
 	kw := "if"
 	for _, p := range bf.Stable {
@@ -70,7 +67,22 @@ menuentry "Linux (c2vm)" {
 	if kw == "elif" {
 		b.WriteString("\tfi\n")
 	}
-	b.WriteString("}\n")
+	b.WriteString(`}
+if keystatus --shift; then
+	set timeout_style=menu
+	set timeout=-1
+else
+	c2vm_load
+	boot
+	# Reached only when the kernel could not be loaded or started: stay
+	# in the menu, under the error, rather than boot nothing.
+	set timeout_style=menu
+	set timeout=-1
+fi
+menuentry "Linux (c2vm)" {
+	c2vm_load
+}
+`)
 	return b.String()
 }
 

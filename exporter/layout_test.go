@@ -296,6 +296,11 @@ func TestGrubConfigQuotes(t *testing.T) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
 		}
 	}
+	// Straight to the kernel: boot comes before any menu entry exists,
+	// and the menu is kept for Shift and for a failed load.
+	if b, m := strings.Index(cfg, "\tboot\n"), strings.Index(cfg, "menuentry "); b < 0 || m < b || !strings.Contains(cfg, "keystatus --shift") {
+		t.Errorf("grub.cfg does not boot before its menu:\n%s", cfg)
+	}
 	for _, bad := range []string{"quiet\nmenuentry x {", "a\x00b", "unterminated \"quote", strings.Repeat("x", 2000)} {
 		if _, err := ParseCmdline(bad); err == nil {
 			t.Errorf("cmdline %q accepted", bad)
