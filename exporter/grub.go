@@ -37,21 +37,44 @@ var grubModules = map[string][]string{
 // machinery, even hidden with timeout=0, redraws the firmware's console,
 // which cost about 3 s of every UEFI boot under emulation (GRUB 2.12 and
 // OVMF, docs/fast-loop.md). The menu appears when Shift is held as GRUB
-// starts, or when the kernel could not be loaded (under the error), so the
-// command line can always be edited on the VM's screen.
+// starts, or after the kernel or initramfs could not be loaded (the error
+// stays on screen for 10 s first), so the command line can be edited on
+// the VM's screen: the menu entry holds the linux and initrd commands
+// themselves, not a call.
 func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)
 	}
-	kargs := strings.Join(args, " ")
-	var b strings.Builder
-	fmt.Fprintf(&b, `serial --unit=0 --speed=115200
+	load := grubLoad(bf, strings.Join(args, " "))
+	return fmt.Sprintf(`serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 search --no-floppy --fs-uuid --set=root %s
 function c2vm_load {
-`, grubQuote(rootUUID))
+%s}
+if keystatus --shift; then
+	set timeout_style=menu
+	set timeout=-1
+else
+	if c2vm_load; then
+		boot
+	fi
+	echo 'c2vm: the kernel could not be loaded or started (see above); GRUB menu in 10 s'
+	sleep --interruptible 10
+	set timeout_style=menu
+	set timeout=-1
+fi
+menuentry "Linux (c2vm)" {
+%s}
+`, grubQuote(rootUUID), load, load)
+}
+
+// grubLoad is the script that loads the kernel and initramfs: the stable
+// links when both exist, else the versioned files found at assembly. Its
+// status is the last command's, so a missing initramfs fails it too.
+func grubLoad(bf rootfs.BootFiles, kargs string) string {
+	var b strings.Builder
 	kw := "if"
 	for _, p := range bf.Stable {
 		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
@@ -67,22 +90,6 @@ function c2vm_load {
 	if kw == "elif" {
 		b.WriteString("\tfi\n")
 	}
-	b.WriteString(`}
-if keystatus --shift; then
-	set timeout_style=menu
-	set timeout=-1
-else
-	c2vm_load
-	boot
-	# Reached only when the kernel could not be loaded or started: stay
-	# in the menu, under the error, rather than boot nothing.
-	set timeout_style=menu
-	set timeout=-1
-fi
-menuentry "Linux (c2vm)" {
-	c2vm_load
-}
-`)
 	return b.String()
 }
 
