@@ -410,13 +410,12 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 // when set, never before 1980-01-01, the first time FAT can store (an
 // earlier one wraps to 2098). With TZ=UTC0 the bytes do not depend on the
 // builder's time zone (FAT stores local time).
-func fatEpoch(sde string) string {
+func fatEpoch(epoch *time.Time) string {
 	const fat1980 = 315532800
-	n, err := strconv.ParseInt(sde, 10, 64)
-	if err != nil || n < fat1980 {
-		n = fat1980
+	if epoch == nil || epoch.Unix() < fat1980 {
+		return strconv.Itoa(fat1980)
 	}
-	return strconv.FormatInt(n, 10)
+	return strconv.FormatInt(epoch.Unix(), 10)
 }
 
 // writeESP makes the FAT32 ESP in place and copies GRUB's EFI image to the
@@ -433,7 +432,11 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 		return err
 	}
 	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
-	env := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC0", "SOURCE_DATE_EPOCH=" + fatEpoch(os.Getenv("SOURCE_DATE_EPOCH"))}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	env := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC0", "SOURCE_DATE_EPOCH=" + fatEpoch(epoch)}
 	if err := b.tool(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func TestGrubMenu(t *testing.T) {
 		t.Fatalf("cp: %v %s", err, b)
 	}
 	var kernel string
-	for _, l := range strings.Fields(debugfsRoot(t, broken, "ls /boot")) {
+	for _, l := range strings.Fields(debugfsRoot(t, broken, false, "ls /boot")) {
 		if strings.HasPrefix(l, "vmlinuz-") {
 			kernel = "/boot/" + l
 		}
@@ -44,7 +44,7 @@ func TestGrubMenu(t *testing.T) {
 	if kernel == "" {
 		t.Fatal("no /boot/vmlinuz-* on the disk")
 	}
-	debugfsRoot(t, broken, "-w", "rm "+kernel)
+	debugfsRoot(t, broken, true, "rm "+kernel)
 	for _, fw := range []string{"bios", "uefi"} {
 		t.Run("no-kernel-"+fw, func(t *testing.T) {
 			args := []string{"run", "--firmware", fw, "--snapshot", "--expect", "Linux (c2vm)", "--quit-on-expect", "--timeout", "120s", broken}
@@ -140,17 +140,17 @@ func drain(c net.Conn) {
 	}
 }
 
-// debugfsRoot runs a debugfs request on a disk's root filesystem; "-w"
-// first opens it for writing.
-func debugfsRoot(t *testing.T, disk string, args ...string) string {
+// debugfsRoot runs one debugfs request on a disk's root filesystem,
+// opened for writing when write is set.
+func debugfsRoot(t *testing.T, disk string, write bool, req string) string {
 	t.Helper()
-	argv := []string{"-R", args[len(args)-1], rootFS(t, disk)}
-	if len(args) > 1 {
-		argv = append([]string{args[0]}, argv...)
+	argv := []string{"-R", req, rootFS(t, disk)}
+	if write {
+		argv = append([]string{"-w"}, argv...)
 	}
 	b, err := exec.Command("debugfs", argv...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("debugfs %v: %v\n%s", args, err, b)
+		t.Fatalf("debugfs %s: %v\n%s", req, err, b)
 	}
 	return string(b)
 }
