@@ -380,13 +380,8 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
 	}
-	cfg := grubConfig(b.ids.RootFS, b.boot, cmdline)
-	md, err := memdiskTar(cfg)
-	if err != nil {
-		return err
-	}
 	if b.layout.BIOSBoot != nil {
-		core, err := b.grubImage(ctx, "i386-pc", md)
+		core, err := b.grubImage(ctx, "i386-pc", grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline))
 		if err != nil {
 			return err
 		}
@@ -395,7 +390,7 @@ func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
 		}
 	}
 	if b.layout.ESP != nil {
-		efi, err := b.grubImage(ctx, "x86_64-efi", md)
+		efi, err := b.grubImage(ctx, "x86_64-efi", grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 
 var grubModules = map[string][]string{
 	"i386-pc": {"biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
-		"configfile", "normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
+		"configfile", "normal", "linux16", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
 		"gzio", "sleep", "all_video", "keystatus"},
 	"x86_64-efi": {"part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
 		"normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar", "gzio", "sleep",
@@ -41,12 +41,21 @@ var grubModules = map[string][]string{
 // stays on screen for 10 s first), so the command line can be edited on
 // the VM's screen: the menu entry holds the linux and initrd commands
 // themselves, not a call.
-func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
+//
+// Under BIOS the kernel is started through its 16-bit entry (linux16), as
+// QEMU's -kernel does: through GRUB's 32-bit entry (linux) the same kernel
+// took 6–9 s longer to print its first line under emulation, after GRUB
+// had read everything (docs/fast-loop.md).
+func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)
 	}
-	load := grubLoad(bf, strings.Join(args, " "))
+	cmds := [2]string{"linux", "initrd"}
+	if platform == "i386-pc" {
+		cmds = [2]string{"linux16", "initrd16"}
+	}
+	load := grubLoad(bf, cmds, strings.Join(args, " "))
 	return fmt.Sprintf(`serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
@@ -73,19 +82,19 @@ menuentry "Linux (c2vm)" {
 // grubLoad is the script that loads the kernel and initramfs: the stable
 // links when both exist, else the versioned files found at assembly. Its
 // status is the last command's, so a missing initramfs fails it too.
-func grubLoad(bf rootfs.BootFiles, kargs string) string {
+func grubLoad(bf rootfs.BootFiles, cmds [2]string, kargs string) string {
 	var b strings.Builder
 	kw := "if"
 	for _, p := range bf.Stable {
 		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
-		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\tlinux %s %s\n\t\tinitrd %s\n", kw, k, i, k, kargs, i)
+		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\t%s %s %s\n\t\t%s %s\n", kw, k, i, cmds[0], k, kargs, cmds[1], i)
 		kw = "elif"
 	}
 	if bf.Kernel != "" {
 		if kw == "elif" {
 			b.WriteString("\telse\n")
 		}
-		fmt.Fprintf(&b, "\t\tlinux %s %s\n\t\tinitrd %s\n", grubQuote("/"+bf.Kernel), kargs, grubQuote("/"+bf.Initrd))
+		fmt.Fprintf(&b, "\t\t%s %s %s\n\t\t%s %s\n", cmds[0], grubQuote("/"+bf.Kernel), kargs, cmds[1], grubQuote("/"+bf.Initrd))
 	}
 	if kw == "elif" {
 		b.WriteString("\tfi\n")
@@ -111,9 +120,14 @@ func memdiskTar(cfg string) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// grubImage builds a GRUB image for a platform with the memdisk embedded.
-func (b *build) grubImage(ctx context.Context, platform string, memdisk []byte) ([]byte, error) {
+// grubImage builds a GRUB image for a platform with grub.cfg embedded in
+// its memdisk.
+func (b *build) grubImage(ctx context.Context, platform, cfg string) ([]byte, error) {
 	dir, err := grubDir(platform)
+	if err != nil {
+		return nil, err
+	}
+	memdisk, err := memdiskTar(cfg)
 	if err != nil {
 		return nil, err
 	}
