@@ -63,7 +63,7 @@ func (b *bench) buildkit() {
 		b.skip("BuildKit: unchanged rebuild", firstLine(err.Error()))
 		return
 	}
-	b.add(row{what: "BuildKit: unchanged rebuild", median: secs(same.median()), spread: same.spread(), note: "target ≤ 3 s; includes writing " + mib(apparentBytes(outDir)) + " of output"})
+	b.add(row{what: "BuildKit: unchanged rebuild", median: secs(same.median()), spread: same.spread(), note: "all cache hits: BuildKit copying " + mib(apparentBytes(outDir)) + " of raw output (the ≤ 3 s target is the qcow2 row's)"})
 	var last series
 	for i := range b.reps {
 		s, err := repeat(1, env, write(fmt.Sprintf("RUN echo %d >/etc/bench-cold", stamp), fmt.Sprintf("RUN echo %d-%d >/etc/bench-last\n", stamp, i)), build)
@@ -149,7 +149,6 @@ func (b *bench) boot(tree string) {
 	}
 	common := []string{"-machine", "q35", "-accel", "tcg", "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "mon:stdio", "-snapshot", "-drive", "file=" + disk + ",format=raw,if=virtio"}
-	reps := min(b.reps, 2)
 	var biosDisk series
 	// Each firmware against a direct boot under the same firmware: what
 	// the boot loader's path costs beyond the firmware's own start.
@@ -165,28 +164,36 @@ func (b *bench) boot(tree string) {
 		}
 		direct := append(append([]string{}, args...), "-kernel", kernel, "-initrd", initrd,
 			"-append", rootArg(disk)+" rw console=tty0 console=ttyS0,115200")
-		var ours, kern series
-		for range reps {
+		// The kernel's first console line marks where the boot loader's
+		// part ends: from there the same kernel, initramfs and root run
+		// the same way. Timed to it, the overhead is free of the noise of
+		// the rest of the boot, which the login rows carry.
+		var ours, kern, oursK, kernK series
+		for range b.reps {
 			for _, c := range []struct {
-				args []string
-				s    *series
-			}{{args, &ours}, {direct, &kern}} {
-				d, err := timeToMarker(c.args, text)
+				args    []string
+				s, kern *series
+			}{{args, &ours, &oursK}, {direct, &kern, &kernK}} {
+				d, err := timeToMarkers(c.args, kernelLine, text)
 				if err != nil {
 					b.skip("boot ("+fw.name+")", err.Error())
 					return
 				}
-				*c.s = append(*c.s, sample{wall: d})
+				*c.kern = append(*c.kern, sample{wall: d[0]})
+				*c.s = append(*c.s, sample{wall: d[1]})
 			}
 		}
 		b.add(row{what: "boot to " + text + " c2vm disk (" + fw.name + ", GRUB; TCG)", median: secs(ours.median()), spread: ours.spread()})
 		b.add(row{what: "boot to " + text + " direct -kernel/-initrd (" + fw.name + "; TCG)", median: secs(kern.median()), spread: kern.spread()})
-		b.add(row{what: "boot overhead of the boot loader's path (" + fw.name + ")", median: secs(ours.median() - kern.median()), note: "target ≤ 2 s (was 4.3–5.9 s, BIOS)"})
+		b.add(row{what: "kernel's first line: c2vm disk (" + fw.name + ", GRUB; TCG)", median: secs(oursK.median()), spread: oursK.spread()})
+		b.add(row{what: "kernel's first line: direct -kernel/-initrd (" + fw.name + "; TCG)", median: secs(kernK.median()), spread: kernK.spread()})
+		b.add(row{what: "boot overhead of the boot loader's path (" + fw.name + ")", median: secs(oursK.median() - kernK.median()),
+			note: "target ≤ 2 s (was 4.3–5.9 s, BIOS); difference of the medians to the kernel's first line"})
 		if fw.code == "" {
 			biosDisk = ours
 		}
 	}
-	b.appBoot(tree, common, reps, biosDisk)
+	b.appBoot(tree, common, min(b.reps, 2), biosDisk)
 }
 
 func copyFile(src, dst string) error {
@@ -291,45 +298,69 @@ func (b *bench) appBoot(tree string, common []string, reps int, system series) {
 		ratio: ratio(app.median(), system.median()), note: "against the system disk's boot to its marker unit above"})
 }
 
+// kernelLine is the kernel's first console line.
+const kernelLine = "] Linux version "
+
 // timeToMarker starts QEMU and returns when text appears on its console.
 func timeToMarker(args []string, text string) (time.Duration, error) {
+	d, err := timeToMarkers(args, text)
+	if err != nil {
+		return 0, err
+	}
+	return d[0], nil
+}
+
+// timeToMarkers starts QEMU and returns when each text appeared on its
+// console, in order; it stops QEMU after the last.
+func timeToMarkers(args []string, texts ...string) ([]time.Duration, error) {
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	found := make(chan time.Duration, 1)
+	found := make(chan time.Duration, len(texts))
 	go func() {
 		// Chunks, not lines: a login prompt ends without a newline.
 		var seen []byte
 		buf := make([]byte, 4096)
-		for {
+		next := 0
+		for next < len(texts) {
 			n, err := stdout.Read(buf)
 			seen = append(seen, buf[:n]...)
-			if strings.Contains(string(seen), text) {
+			for next < len(texts) {
+				i := strings.Index(string(seen), texts[next])
+				if i < 0 {
+					break
+				}
 				found <- time.Since(start)
-				return
+				seen = seen[i+len(texts[next]):]
+				next++
 			}
-			if len(seen) > 1<<16 {
-				seen = seen[len(seen)-len(text):]
+			if keep := 256; len(seen) > 1<<16 {
+				seen = seen[len(seen)-keep:]
 			}
 			if err != nil {
 				return
 			}
 		}
 	}()
-	select {
-	case d := <-found:
-		return d, nil
-	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("no %q within 5 minutes", text)
+	var times []time.Duration
+	deadline := time.After(5 * time.Minute)
+	for len(times) < len(texts) {
+		select {
+		case d := <-found:
+			times = append(times, d)
+		case <-deadline:
+			return nil, fmt.Errorf("no %q within 5 minutes", texts[len(times)])
+		}
 	}
+	return times, nil
 }
 
 // rootFS is debugfs's name for a disk's root filesystem: its last
