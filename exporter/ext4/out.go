@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -16,8 +17,8 @@ const (
 	// left unwritten (the target already reads as zeros). Shorter runs are
 	// written with their neighbours to keep writes large.
 	zeroSkip = 16
-	// flushEvery is how many bytes are written between requests to start
-	// writing them back (writeback).
+	// flushEvery is how many bytes are written between requests to the
+	// kernel to start writing them back to the device.
 	flushEvery = 8 << 20
 )
 
@@ -40,9 +41,10 @@ type output struct {
 	// wrote (sync_file_range) instead of leaving every byte to the final
 	// fsync: the disk then writes while the next files are read, and the
 	// caller's fsync waits for little. dirtyFrom..dirtyTo is written but
-	// not yet handed to writeback.
-	fd                 int
-	dirtyFrom, dirtyTo int64
+	// not yet handed to writeback, pending the bytes written in it. Only
+	// the writer goroutine uses them.
+	fd                          int
+	dirtyFrom, dirtyTo, pending int64
 
 	mu  sync.Mutex
 	err error
@@ -58,8 +60,8 @@ type job struct {
 
 func newOutput(f io.WriterAt, base int64) *output {
 	o := &output{f: f, base: base, free: make(chan []byte, nBufs), jobs: make(chan job, nBufs), done: make(chan struct{}), fd: -1}
-	if fd, ok := f.(interface{ Fd() uintptr }); ok {
-		o.fd = int(fd.Fd())
+	if file, ok := f.(*os.File); ok {
+		o.fd = int(file.Fd())
 	}
 	for range nBufs - 1 {
 		o.free <- make([]byte, 0, bufBlocks*blockSize)
@@ -140,28 +142,32 @@ func (o *output) writer() {
 }
 
 // writeback starts writing back what was written since the last call once
-// there are at least min bytes of it. Writes land in increasing order
-// mostly, so one range covers them; a failure only loses the head start.
-func (o *output) writeback(min int64) {
-	if o.fd < 0 || o.dirtyTo-o.dirtyFrom < max(min, 1) {
+// at least least bytes of it are pending. The range handed over is the
+// span of those writes: mostly one increasing run of data, at the end
+// metadata anywhere; clean pages in it cost the kernel a lookup only. A
+// failure only loses the head start: the caller's fsync still writes and
+// reports.
+func (o *output) writeback(least int64) {
+	if o.fd < 0 || o.pending == 0 || o.pending < least {
 		return
 	}
 	if unix.SyncFileRange(o.fd, o.dirtyFrom, o.dirtyTo-o.dirtyFrom, unix.SYNC_FILE_RANGE_WRITE) == nil {
 		o.mu.Lock()
 		o.wbCalls++
-		o.wbBytes += o.dirtyTo - o.dirtyFrom
+		o.wbBytes += o.pending
 		o.mu.Unlock()
 	}
-	o.dirtyFrom, o.dirtyTo = 0, 0
+	o.dirtyFrom, o.dirtyTo, o.pending = 0, 0, 0
 }
 
 // wrote records a write at off of n bytes for writeback.
 func (o *output) wrote(off, n int64) {
-	if o.dirtyTo == 0 {
+	if o.pending == 0 {
 		o.dirtyFrom, o.dirtyTo = off, off+n
 	} else {
 		o.dirtyFrom, o.dirtyTo = min(o.dirtyFrom, off), max(o.dirtyTo, off+n)
 	}
+	o.pending += n
 	o.writeback(flushEvery)
 }
 
