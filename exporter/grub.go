@@ -20,7 +20,7 @@ import (
 
 var grubModules = map[string][]string{
 	"i386-pc": {"biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
-		"configfile", "normal", "linux16", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
+		"configfile", "normal", "linux16", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
 		"gzio", "sleep", "all_video", "keystatus"},
 	"x86_64-efi": {"part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
 		"normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar", "gzio", "sleep",
@@ -45,7 +45,8 @@ var grubModules = map[string][]string{
 // Under BIOS the kernel is started through its 16-bit entry (linux16), as
 // QEMU's -kernel does: through GRUB's 32-bit entry (linux) the same kernel
 // took 6–9 s longer to print its first line under emulation, after GRUB
-// had read everything (docs/fast-loop.md).
+// had read everything (docs/fast-loop.md). RHEL 7's BIOS menus did the
+// same. linux is kept in the image for a user editing the menu entry.
 func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
