@@ -33,7 +33,7 @@ func kindOf(h *tar.Header) (Kind, bool, error) {
 
 // add applies one entry of layer l, in layer order, and records the node it
 // made. segs is a sparse file's data map.
-func (t *tree) add(l int32, ord int32, h *tar.Header, segs []Segment) error {
+func (t *tree) add(l int32, ord int32, at entryAt, h *tar.Header, segs []Segment) error {
 	kind, keep, err := kindOf(h)
 	if err != nil || !keep {
 		return err
@@ -55,7 +55,7 @@ func (t *tree) add(l int32, ord int32, h *tar.Header, segs []Segment) error {
 			return fmt.Errorf("entry %s (a %s) would replace the root directory", quote(h.Name), kind)
 		}
 		t.root.m, t.root.layer = m, l
-		t.record(l, ord, t.root)
+		t.record(l, ord, at, t.root)
 		return nil
 	}
 	dir, base := path.Split(name)
@@ -81,7 +81,7 @@ func (t *tree) add(l int32, ord int32, h *tar.Header, segs []Segment) error {
 			return err
 		}
 	}
-	t.record(l, ord, n)
+	t.record(l, ord, at, n)
 	return nil
 }
 
@@ -153,11 +153,11 @@ func (t *tree) linkTo(n *node, h *tar.Header) error {
 	return nil
 }
 
-func (t *tree) record(l, ord int32, n *node) {
+func (t *tree) record(l, ord int32, at entryAt, n *node) {
 	for int(l) >= len(t.byLayer) {
 		t.byLayer = append(t.byLayer, nil)
 	}
-	t.byLayer[l] = append(t.byLayer[l], created{ord, n})
+	t.byLayer[l] = append(t.byLayer[l], created{ord, n, at})
 }
 
 // checkHeader validates what a header declares beyond its name.

@@ -25,7 +25,8 @@ type Layer struct {
 
 // layeredSource is a root filesystem given as tar layers applied in order:
 // an image's layers, or one rootfs tar. It is read twice, headers first,
-// then contents; nothing is extracted onto the host.
+// then contents (a plain tar file's headers only once: plain.go); nothing
+// is extracted onto the host.
 type layeredSource struct {
 	desc      string
 	layers    []Layer
@@ -33,15 +34,16 @@ type layeredSource struct {
 	config    *v1.Config
 	t         *tree
 	sums      [][]byte // per layer, a digest of the headers seen in Scan
+	plain     []fileID // per layer, when it is a plain tar file: which (plain.go)
 }
 
 func (s *layeredSource) String() string          { return s.desc }
 func (s *layeredSource) Close() error            { return nil }
 func (s *layeredSource) ImageConfig() *v1.Config { return s.config }
 
-// entryFunc gets each entry of a layer: its ordinal, header, sparse map and
-// a reader of its data.
-type entryFunc func(ord int32, h *tar.Header, segs []Segment, r io.Reader) error
+// entryFunc gets each entry of a layer: its ordinal, where it lies, its
+// header, sparse map and a reader of its data.
+type entryFunc func(ord int32, at entryAt, h *tar.Header, segs []Segment, r io.Reader) error
 
 // forEach reads layer l's entries in order and returns a digest of their
 // headers; headersOnly when fn never reads the data. The layer is drained
@@ -55,6 +57,9 @@ func (s *layeredSource) forEach(ctx context.Context, l int, headersOnly bool, fn
 	tr := newTarReader(rc)
 	if headersOnly {
 		tr.headersOnly()
+		if _, id, ok := plainFile(rc); ok {
+			s.plain[l] = id
+		}
 	}
 	sum := sha256.New()
 	for ord := int32(0); ; ord++ {
@@ -69,7 +74,7 @@ func (s *layeredSource) forEach(ctx context.Context, l int, headersOnly bool, fn
 			return nil, s.corrupt(l, err)
 		}
 		hashHeader(sum, h)
-		if err := fn(ord, h, segs, tr); err != nil {
+		if err := fn(ord, entryAt{tr.hdrOff, tr.dataOff}, h, segs, tr); err != nil {
 			return nil, err
 		}
 	}
@@ -126,9 +131,10 @@ func (s *layeredSource) bad(l int, err error) error {
 func (s *layeredSource) Scan(ctx context.Context) (*Inventory, error) {
 	s.t = newTree(s.whiteouts)
 	s.sums = make([][]byte, len(s.layers))
+	s.plain = make([]fileID, len(s.layers))
 	for l := range s.layers {
-		sum, err := s.forEach(ctx, l, true, func(ord int32, h *tar.Header, segs []Segment, _ io.Reader) error {
-			if err := s.t.add(int32(l), ord, h, segs); err != nil {
+		sum, err := s.forEach(ctx, l, true, func(ord int32, at entryAt, h *tar.Header, segs []Segment, _ io.Reader) error {
+			if err := s.t.add(int32(l), ord, at, h, segs); err != nil {
 				return s.bad(l, err)
 			}
 			return nil
@@ -179,7 +185,13 @@ func (s *layeredSource) Stream(ctx context.Context, sink Sink) error {
 		if l < len(s.t.byLayer) {
 			made = s.t.byLayer[l]
 		}
-		sum, err := s.forEach(ctx, l, false, func(ord int32, h *tar.Header, segs []Segment, r io.Reader) error {
+		if s.plain[l] != (fileID{}) {
+			if err := s.streamPlain(ctx, l, made, sink); err != nil {
+				return err
+			}
+			continue
+		}
+		sum, err := s.forEach(ctx, l, false, func(ord int32, _ entryAt, h *tar.Header, segs []Segment, r io.Reader) error {
 			for len(made) > 0 && made[0].ord < ord {
 				made = made[1:]
 			}

@@ -24,6 +24,10 @@ type tarReader struct {
 	bypass bool
 	data   exactReader
 	pad    int64
+	// Where the current entry lies in the stream: its first header block
+	// and its data (after a sparse map); next is where the following
+	// entry's headers start, the data's end rounded up to a block.
+	hdrOff, dataOff, next int64
 }
 
 func newTarReader(r io.Reader) *tarReader {
@@ -51,17 +55,35 @@ func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 		// new reader at a header boundary continues the archive.
 		r.tr = tar.NewReader(r.tap)
 	}
+	r.hdrOff = r.next
 	h, err := r.tr.Next()
 	if err != nil {
 		return nil, nil, err
 	}
 	segs, phys, ok, err := r.sparseMap(h)
-	if err != nil || !ok {
+	if err != nil {
 		return h, nil, err
 	}
+	r.dataOff = r.tap.off
+	if !ok {
+		r.next = roundUp(r.dataOff+tarDataBytes(h), 512)
+		return h, nil, nil
+	}
+	r.next = roundUp(r.dataOff+phys, 512)
 	r.bypass, r.pad = true, roundUp(phys, 512)-phys
 	r.data = exactReader{r: r.tap, left: phys, what: io.ErrUnexpectedEOF}
 	return h, segs, nil
+}
+
+// tarDataBytes is the size of the data section archive/tar gives a
+// header it returns: none for the types that carry none (their size field
+// is ignored) and for global headers, whose records it has read already.
+func tarDataBytes(h *tar.Header) int64 {
+	switch h.Typeflag {
+	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo, tar.TypeXGlobalHeader:
+		return 0
+	}
+	return h.Size
 }
 
 // Read reads the current entry's content; for a sparse file only its data

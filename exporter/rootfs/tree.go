@@ -75,7 +75,12 @@ func (n *node) path() string {
 type created struct {
 	ord int32
 	n   *node
+	at  entryAt
 }
+
+// entryAt is where an entry lies in its layer's stream: the offset of its
+// first header block and of its data.
+type entryAt struct{ hdr, data int64 }
 
 // tree is the merge of layers applied bottom to top.
 type tree struct {

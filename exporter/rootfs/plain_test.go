@@ -1,0 +1,206 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c2vm/c2vm/internal/hostile"
+	"github.com/c2vm/c2vm/internal/ocitest"
+	"golang.org/x/sys/unix"
+)
+
+// seqSink records every entry sent, in order, with a digest of its data.
+type seqSink struct{ lines []string }
+
+func (s *seqSink) Add(e *Entry, r io.Reader) error {
+	sum := ""
+	if r != nil {
+		h := sha256.New()
+		n, err := io.Copy(h, r)
+		if err != nil {
+			return err
+		}
+		sum = fmt.Sprintf("%d:%x", n, h.Sum(nil))
+	}
+	s.lines = append(s.lines, fmt.Sprintf("%q %v %o %d:%d %d size=%d data=%v link=%q dev=%d:%d xattrs=%q %s",
+		e.Path, e.Kind, e.Mode, e.UID, e.GID, e.Mtime.UnixNano(), e.Size, e.Data, e.Link, e.DevMajor, e.DevMinor, e.Xattrs, sum))
+	return nil
+}
+
+// samePasses streams layers once as plain tar files (one parse, plain.go) and
+// once from memory (two parses), and fails unless both send the same
+// entries in the same order with the same bytes, or both fail.
+func samePasses(t testing.TB, layers [][]byte, whiteouts bool) {
+	t.Helper()
+	dir := t.TempDir()
+	files := &layeredSource{desc: "files", whiteouts: whiteouts}
+	for i, b := range layers {
+		p := filepath.Join(dir, fmt.Sprintf("layer%d.tar", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files.layers = append(files.layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+	}
+	mem := memLayers(layers)
+	mem.whiteouts = whiteouts
+	var got [2]*seqSink
+	var errs [2]error
+	for i, s := range []*layeredSource{files, mem} {
+		got[i] = &seqSink{}
+		if _, errs[i] = s.Scan(context.Background()); errs[i] == nil {
+			errs[i] = s.Stream(context.Background(), got[i])
+		}
+	}
+	if (errs[0] == nil) != (errs[1] == nil) {
+		t.Fatalf("plain files: %v; from memory: %v", errs[0], errs[1])
+	}
+	if errs[0] != nil {
+		return
+	}
+	for i := range files.plain {
+		if files.plain[i] == (fileID{}) {
+			t.Fatalf("layer %d was not read as a plain file", i)
+		}
+	}
+	a, b := strings.Join(got[0].lines, "\n"), strings.Join(got[1].lines, "\n")
+	if a != b {
+		t.Fatalf("plain files sent:\n%s\nfrom memory:\n%s", a, b)
+	}
+}
+
+// TestPlainTarOnePass: real archives from GNU tar with every kind of entry,
+// each format, sparse files, xattrs and long names, send the same through
+// the one-parse path as through the two-parse one.
+func TestPlainTarOnePass(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip(err)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	long := strings.Repeat("d", 120) + "/" + strings.Repeat("n", 150)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, long[:120], "sub"), 0o755))
+	must(os.WriteFile(filepath.Join(root, long), pattern(70000), 0o640))
+	must(os.WriteFile(filepath.Join(root, "small"), []byte("hi\n"), 0o4755))
+	must(os.WriteFile(filepath.Join(root, "empty"), nil, 0o600))
+	must(os.Link(filepath.Join(root, "small"), filepath.Join(root, "hard")))
+	must(os.Symlink("small", filepath.Join(root, "sym")))
+	must(os.Symlink(strings.Repeat("t/", 200)+"x", filepath.Join(root, "longsym")))
+	must(exec.Command("mkfifo", filepath.Join(root, "fifo")).Run())
+	sparse, err := os.Create(filepath.Join(root, "sparse"))
+	must(err)
+	sparse.WriteAt(pattern(5000), 1<<20)
+	sparse.WriteAt(pattern(3), 9<<20)
+	sparse.Close()
+	xattrs := exec.Command("setfattr", "-n", "user.c2vm", "-v", "value", filepath.Join(root, "small")).Run() == nil
+	if os.Geteuid() == 0 {
+		must(exec.Command("mknod", filepath.Join(root, "null"), "c", "1", "3").Run())
+	}
+	when := time.Date(2021, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	ts := unix.NsecToTimespec(when.UnixNano())
+	filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error {
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	for _, format := range []string{"gnu", "pax", "posix", "oldgnu"} {
+		t.Run(format, func(t *testing.T) {
+			args := []string{"-C", root, "-c", "-S", "--format", format, "."}
+			if xattrs && format != "gnu" && format != "oldgnu" {
+				args = append([]string{"--xattrs", "--xattrs-include=user.*"}, args...)
+			}
+			out, err := exec.Command("tar", args...).Output()
+			if err != nil {
+				t.Fatalf("tar %s: %v", args, err)
+			}
+			samePasses(t, [][]byte{out}, false)
+		})
+	}
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+// TestPlainTarCorpus: the hostile corpus, Go's archive/tar test files and
+// headers archive/tar handles specially (global headers, huge PAX records
+// on a directory, devices) send the same through both paths.
+func TestPlainTarCorpus(t *testing.T) {
+	for _, c := range hostile.Cases {
+		var layers [][]byte
+		if c.Base != nil {
+			layers = append(layers, c.Base.Bytes())
+		}
+		t.Run(c.Name, func(t *testing.T) { samePasses(t, append(layers, c.Top.Bytes()), true) })
+	}
+	files, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src/archive/tar/testdata/*.tar"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) { samePasses(t, [][]byte{b}, false) })
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": strings.Repeat("g", 700)}},
+		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o1777, PAXRecords: map[string]string{"SCHILY.xattr.user.big": strings.Repeat("x", 3000)}},
+		{Name: "d/dev", Typeflag: tar.TypeBlock, Mode: 0o660, Devmajor: 8, Devminor: 1},
+		{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "again"}},
+		{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 513, Format: tar.FormatPAX, ModTime: time.Unix(1, 5)},
+		{Name: "d/l", Typeflag: tar.TypeLink, Linkname: "d/f"},
+		{Name: "d/s", Typeflag: tar.TypeSymlink, Linkname: "f", Size: 0},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(pattern(int(h.Size)))
+		}
+	}
+	tw.Close()
+	samePasses(t, [][]byte{buf.Bytes(), ocitest.NewTar().File("d/f", "replaced", 0o644).Bytes()}, true)
+}
+
+// A plain tar that changes between the two passes is refused, never
+// streamed from the wrong offsets.
+func TestPlainTarChanged(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "root.tar")
+	write := func(body string) {
+		if err := os.WriteFile(p, ocitest.NewTar().File("a", body, 0o644).File("b", "bee", 0o644).Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first")
+	src, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	write(strings.Repeat("longer ", 200))
+	os.Chtimes(p, time.Now(), time.Now().Add(time.Hour))
+	err = src.Stream(context.Background(), &seqSink{})
+	if err == nil || !strings.Contains(err.Error(), "changed between the two passes") {
+		t.Fatalf("want a changed-layer error, got %v", err)
+	}
+}
