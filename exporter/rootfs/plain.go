@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -22,13 +23,17 @@ import (
 // unchanged, in both passes, since nothing re-checks its headers.
 type fileID struct {
 	dev, ino, size uint64
-	mtime          int64
+	mtime, ctime   int64
 }
 
 // plainFile returns rc as a file and its identity when it is a plain file.
 func plainFile(rc io.Reader) (*os.File, fileID, bool) {
 	f, ok := rc.(*os.File)
 	if !ok {
+		return nil, fileID{}, false
+	}
+	// Offsets count from the start of the file.
+	if at, err := f.Seek(0, io.SeekCurrent); err != nil || at != 0 {
 		return nil, fileID{}, false
 	}
 	fi, err := f.Stat()
@@ -39,7 +44,8 @@ func plainFile(rc io.Reader) (*os.File, fileID, bool) {
 	if !ok {
 		return nil, fileID{}, false
 	}
-	return f, fileID{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), mtime: fi.ModTime().UnixNano()}, true
+	return f, fileID{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), mtime: fi.ModTime().UnixNano(),
+		ctime: st.Ctim.Nano()}, true
 }
 
 var errChanged = errors.New("the layer changed between the two passes")
@@ -80,8 +86,10 @@ func (s *layeredSource) emitPlain(l int, f *os.File, c created, changed error, s
 		return nil // sent with the tree's walk
 	case n.target != nil:
 		return s.emit(l, n, nil, nil, nil, sink) // a hardlink: the tree knows it all
+	case !n.isDir() && s.t.dataHolder(n) == nil:
+		return nil // replaced later: nothing to send
 	case n.isDir() || m.fromPAX || m.sparse || m.kind == KindChar || m.kind == KindBlock:
-		h, segs, r, err := s.reread(l, f, c.at)
+		h, segs, r, err := s.reread(l, f, n, c.at)
 		if err != nil {
 			return err
 		}
@@ -104,16 +112,30 @@ func (s *layeredSource) emitPlain(l int, f *os.File, c created, changed error, s
 	return sink.Add(e, r)
 }
 
-// reread parses an entry's headers again where Scan found them; its data
-// must start where it did then.
-func (s *layeredSource) reread(l int, f *os.File, at entryAt) (*tar.Header, []Segment, io.Reader, error) {
+// reread parses n's headers again where Scan found them: the same kind
+// and name, with data where it was then.
+func (s *layeredSource) reread(l int, f *os.File, n *node, at entryAt) (*tar.Header, []Segment, io.Reader, error) {
 	tr := newTarReader(io.NewSectionReader(f, at.hdr, math.MaxInt64))
+	tr.tap.ahead = tapHeaders // headers and small data; large reads bypass it
 	h, segs, err := tr.Next()
-	if err == nil && at.hdr+tr.dataOff != at.data {
+	if err == nil && (at.hdr+tr.dataOff != at.data || !sameEntry(h, n)) {
 		err = errChanged
 	}
 	if err != nil {
 		return nil, nil, nil, s.corrupt(l, noEOF(err))
 	}
 	return h, segs, tr, nil
+}
+
+// sameEntry says whether header h could have made node n.
+func sameEntry(h *tar.Header, n *node) bool {
+	kind, keep, err := kindOf(h)
+	if err != nil || !keep || kind != n.m.kind {
+		return false
+	}
+	name, err := cleanName(h.Name)
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	return err == nil && name == n.name
 }

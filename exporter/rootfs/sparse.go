@@ -25,6 +25,9 @@ const (
 // sparseKind says which encoding archive/tar applied to a header, with its
 // own decision rules (reader.go, readGNUSparsePAXHeaders).
 func sparseKind(h *tar.Header) int {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return sparseNone // archive/tar reads sparse maps of files only
+	}
 	if h.Typeflag == tar.TypeGNUSparse {
 		return sparseOldGNU
 	}

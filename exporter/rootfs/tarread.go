@@ -50,6 +50,9 @@ func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 		if err := r.tap.skip(r.data.left + r.pad); err != nil {
 			return nil, nil, noEOF(err)
 		}
+		if r.tap.off != r.next {
+			return nil, nil, fmt.Errorf("a sparse file's data ends at byte %d, not at a block boundary", r.tap.off)
+		}
 		r.bypass = false
 		// archive/tar keeps no state between entries that matters here: a
 		// new reader at a header boundary continues the archive.

@@ -145,6 +145,26 @@ func WriteDockerArchive(path, ref string, layers ...[]byte) error {
 	return tarball.WriteToFile(path, tag, img)
 }
 
+// PAXText is records in PAX's "length key=value\n" form, sorted by key,
+// written as is (GNU.sparse.* included).
+func PAXText(records map[string]string) string {
+	keys := make([]string, 0, len(records))
+	for k := range records {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var pax strings.Builder
+	for _, k := range keys {
+		rec := " " + k + "=" + records[k] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		fmt.Fprintf(&pax, "%d%s", n, rec)
+	}
+	return pax.String()
+}
+
 // Raw adds a hand-made ustar header that archive/tar's writer would refuse
 // (hostile names, odd types); the body follows, padded to a block.
 func (t *Tar) Raw(name string, typeflag byte, linkname, body string) *Tar {
@@ -157,21 +177,8 @@ func (t *Tar) Raw(name string, typeflag byte, linkname, body string) *Tar {
 func (t *Tar) RawPAX(name string, typeflag byte, linkname string, size int64, records map[string]string, body string) *Tar {
 	t.tw.Flush()
 	if len(records) > 0 {
-		keys := make([]string, 0, len(records))
-		for k := range records {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var pax strings.Builder
-		for _, k := range keys {
-			rec := " " + k + "=" + records[k] + "\n"
-			n := len(rec) + 1
-			for len(fmt.Sprint(n))+len(rec) != n {
-				n++
-			}
-			fmt.Fprintf(&pax, "%d%s", n, rec)
-		}
-		t.rawBlock("PaxHeaders/"+name, 'x', "", int64(pax.Len()), pax.String())
+		pax := PAXText(records)
+		t.rawBlock("PaxHeaders/"+name, 'x', "", int64(len(pax)), pax)
 	}
 	t.rawBlock(name, typeflag, linkname, size, body)
 	return t
