@@ -206,7 +206,7 @@ func (s *layeredSource) Stream(ctx context.Context, sink Sink) error {
 			return err
 		}
 		if !bytes.Equal(sum, s.sums[l]) {
-			return s.corrupt(l, errors.New("the layer changed between the two passes"))
+			return s.corrupt(l, errChanged)
 		}
 	}
 	return nil
