@@ -33,8 +33,9 @@ type layeredSource struct {
 	whiteouts bool
 	config    *v1.Config
 	t         *tree
-	sums      [][]byte // per layer, a digest of the headers seen in Scan
-	plain     []fileID // per layer, when it is a plain tar file: which (plain.go)
+	sums      [][]byte   // per layer, a digest of the headers seen in Scan
+	plain     []fileID   // per layer, when it is a plain tar file: which (plain.go)
+	split     *splitting // for tests; nil: defaultSplitting (scansplit.go)
 }
 
 func (s *layeredSource) String() string          { return s.desc }
@@ -57,8 +58,22 @@ func (s *layeredSource) forEach(ctx context.Context, l int, headersOnly bool, fn
 	tr := newTarReader(rc)
 	if headersOnly {
 		tr.headersOnly()
-		if _, id, ok := plainFile(rc); ok {
+		if f, id, ok := plainFile(rc); ok {
 			s.plain[l] = id
+			sp := defaultSplitting()
+			if s.split != nil {
+				sp = *s.split
+			}
+			if sp.parts > 1 && int64(id.size) >= sp.min {
+				parts := cut(f, int64(id.size), sp.parts)
+				sum, _, err := s.scanSplit(ctx, l, f, int64(id.size), parts, sp.hold/int64(max(len(parts), 1)), fn)
+				if err == nil {
+					if err = rc.Close(); err != nil {
+						return nil, s.corrupt(l, err)
+					}
+				}
+				return sum, err
+			}
 		}
 	}
 	sum := sha256.New()

@@ -38,45 +38,61 @@ func (s *seqSink) Add(e *Entry, r io.Reader) error {
 	return nil
 }
 
-// samePasses streams layers once as plain tar files (one parse, plain.go) and
-// once from memory (two parses), and fails unless both send the same
-// entries in the same order with the same bytes, or both fail.
+// samePasses streams layers as plain tar files (one parse, plain.go), with
+// their headers parsed in one pass and in parts (scansplit.go), and once
+// from memory (two parses), and fails unless all send the same entries in
+// the same order with the same bytes, or all fail (the plain files with
+// the same error).
 func samePasses(t testing.TB, layers [][]byte, whiteouts bool) {
 	t.Helper()
 	dir := t.TempDir()
-	files := &layeredSource{desc: "files", whiteouts: whiteouts}
+	var paths []string
 	for i, b := range layers {
 		p := filepath.Join(dir, fmt.Sprintf("layer%d.tar", i))
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		files.layers = append(files.layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+		paths = append(paths, p)
 	}
 	mem := memLayers(layers)
 	mem.whiteouts = whiteouts
-	var got [2]*seqSink
-	var errs [2]error
-	for i, s := range []*layeredSource{files, mem} {
-		got[i] = &seqSink{}
-		if _, errs[i] = s.Scan(context.Background()); errs[i] == nil {
-			errs[i] = s.Stream(context.Background(), got[i])
+	want, wantErr := streamLines(mem)
+	for _, sp := range []*splitting{nil, {parts: 2, hold: 1 << 30}, {parts: 4, hold: 1 << 30}, {parts: 3, hold: 1}} {
+		files := &layeredSource{desc: "files", whiteouts: whiteouts, split: sp}
+		for _, p := range paths {
+			files.layers = append(files.layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+		}
+		got, err := streamLines(files)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("plain files (%+v): %v; from memory: %v", sp, err, wantErr)
+		}
+		if sp == nil {
+			wantErr = err // the plain files' error, for the split passes
+		} else if err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("plain files in parts (%+v): %v; in one pass: %v", sp, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		for i := range files.plain {
+			if files.plain[i] == (fileID{}) {
+				t.Fatalf("layer %d was not read as a plain file", i)
+			}
+		}
+		if got != want {
+			t.Fatalf("plain files (%+v) sent:\n%s\nfrom memory:\n%s", sp, got, want)
 		}
 	}
-	if (errs[0] == nil) != (errs[1] == nil) {
-		t.Fatalf("plain files: %v; from memory: %v", errs[0], errs[1])
+}
+
+// streamLines scans and streams s and returns what it sent.
+func streamLines(s *layeredSource) (string, error) {
+	sink := &seqSink{}
+	_, err := s.Scan(context.Background())
+	if err == nil {
+		err = s.Stream(context.Background(), sink)
 	}
-	if errs[0] != nil {
-		return
-	}
-	for i := range files.plain {
-		if files.plain[i] == (fileID{}) {
-			t.Fatalf("layer %d was not read as a plain file", i)
-		}
-	}
-	a, b := strings.Join(got[0].lines, "\n"), strings.Join(got[1].lines, "\n")
-	if a != b {
-		t.Fatalf("plain files sent:\n%s\nfrom memory:\n%s", a, b)
-	}
+	return strings.Join(sink.lines, "\n"), err
 }
 
 // TestPlainTarOnePass: real archives from GNU tar with every kind of entry,

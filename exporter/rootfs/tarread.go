@@ -35,6 +35,14 @@ func newTarReader(r io.Reader) *tarReader {
 	return &tarReader{tap: t, tr: tar.NewReader(t)}
 }
 
+// newTarReaderAt reads r, the part of an archive from byte base on:
+// offsets, those in errors too, count from the archive's start.
+func newTarReaderAt(r io.Reader, base int64) *tarReader {
+	t := newTarReader(r)
+	t.tap.off, t.next = base, base
+	return t
+}
+
 // headersOnly tells the reader that file contents will be skipped, not
 // read: on a plain file it then reads ahead little.
 func (r *tarReader) headersOnly() {
