@@ -57,7 +57,7 @@ func samePasses(t testing.TB, layers [][]byte, whiteouts bool) {
 	mem := memLayers(layers)
 	mem.whiteouts = whiteouts
 	want, wantErr := streamLines(mem)
-	for _, sp := range []*splitting{nil, {parts: 2, hold: 1 << 30}, {parts: 4, hold: 1 << 30}, {parts: 3, hold: 1}} {
+	for _, sp := range []*splitting{nil, {parts: 2, hold: 1 << 30}, {parts: 4, hold: 1 << 30}, {parts: 3, hold: 3000}} {
 		files := &layeredSource{desc: "files", whiteouts: whiteouts, split: sp}
 		for _, p := range paths {
 			files.layers = append(files.layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(p) }})

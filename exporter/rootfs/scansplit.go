@@ -6,8 +6,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"hash"
 	"io"
-	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -38,7 +38,7 @@ type splitting struct {
 	hold  int64 // header bytes all parts together may hold (an estimate of their memory)
 }
 
-// search is how far past a cut point a part looks for a header.
+// splitSearch is how far past a cut point a part looks for a header.
 const splitSearch = 4 << 20
 
 func defaultSplitting() splitting {
@@ -86,15 +86,17 @@ func (p *part) parse(f io.ReaderAt, size, hold int64, stop <-chan struct{}) {
 		}
 		p.entries = append(p.entries, scanned{entryAt{tr.hdrOff, tr.dataOff}, h, segs})
 		p.next = tr.next
-		held += headerBytes(h)
+		held += headerBytes(h, segs)
 	}
 }
 
-// headerBytes estimates the memory a parsed header holds.
-func headerBytes(h *tar.Header) int64 {
-	n := int64(512 + len(h.Name) + len(h.Linkname))
+// headerBytes estimates the memory a parsed header holds: its names, its
+// PAX records (an xattr's also as Xattrs) and its sparse map, which may
+// hold far more than the file's size.
+func headerBytes(h *tar.Header, segs []Segment) int64 {
+	n := int64(512+len(h.Name)+len(h.Linkname)) + 16*int64(cap(segs))
 	for k, v := range h.PAXRecords {
-		n += int64(64 + len(k) + len(v))
+		n += int64(128 + 2*len(k) + len(v))
 	}
 	return n
 }
@@ -176,7 +178,7 @@ func looksLikeHeader(b []byte) bool {
 // parts parsed alongside, each holding up to hold bytes of headers; fn
 // must not read data. It also returns how many entries came from the
 // parts.
-func (s *layeredSource) scanSplit(ctx context.Context, l int, f *os.File, size int64, parts []*part, hold int64, fn entryFunc) ([]byte, int, error) {
+func (s *layeredSource) scanSplit(ctx context.Context, l int, f io.ReaderAt, size int64, parts []*part, hold int64, fn entryFunc) ([]byte, int, error) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() {
@@ -186,51 +188,85 @@ func (s *layeredSource) scanSplit(ctx context.Context, l int, f *os.File, size i
 	for _, p := range parts {
 		wg.Go(func() { p.parse(f, size, hold, stop) })
 	}
-	sum := sha256.New()
-	ord, taken := int32(0), 0
-	take := func(e scanned) error {
-		hashHeader(sum, e.h)
-		err := fn(ord, e.at, e.h, e.segs, nil)
-		ord++
-		return err
-	}
+	sc := &splitScan{ctx: ctx, fn: fn, sum: sha256.New(), parts: parts}
 	tr := newTarReader(io.NewSectionReader(f, 0, size))
 	tr.headersOnly()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		// Meet the next part: take its entries from the one that starts
-		// where the parse in order is; pass it once beyond all of them.
-		for len(parts) > 0 && tr.next >= parts[0].start {
-			p, pos := parts[0], tr.next
-			<-p.ready
-			if i, ok := p.find(pos); ok {
-				for _, e := range p.entries[i:] {
-					if err := take(e); err != nil {
-						return nil, 0, err
-					}
+		p, i, err := sc.meet(tr.next)
+		if err != nil {
+			return nil, 0, err
+		}
+		if p != nil {
+			for _, e := range p.entries[i:] {
+				if err := sc.take(e); err != nil {
+					return nil, 0, err
 				}
-				taken += len(p.entries) - i
-				if p.eof {
-					return sum.Sum(nil), taken, nil
-				}
-				tr = newTarReaderAt(io.NewSectionReader(f, p.next, size-p.next), p.next)
-				tr.headersOnly()
-			} else if pos < p.next {
-				break // a later entry of the part may still start there
 			}
-			parts = parts[1:]
+			sc.taken += len(p.entries) - i
+			if p.eof {
+				return sc.sum.Sum(nil), sc.taken, nil
+			}
+			tr = newTarReaderAt(io.NewSectionReader(f, p.next, size-p.next), p.next)
+			tr.headersOnly()
+			continue
 		}
 		h, segs, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return sum.Sum(nil), taken, nil
+			return sc.sum.Sum(nil), sc.taken, nil
 		}
 		if err != nil {
 			return nil, 0, s.corrupt(l, err)
 		}
-		if err := take(scanned{entryAt{tr.hdrOff, tr.dataOff}, h, segs}); err != nil {
+		if err := sc.take(scanned{entryAt{tr.hdrOff, tr.dataOff}, h, segs}); err != nil {
 			return nil, 0, err
 		}
 	}
+}
+
+// splitScan is the parse in order of scanSplit: what it has given fn.
+type splitScan struct {
+	ctx   context.Context
+	fn    entryFunc
+	sum   hash.Hash
+	ord   int32
+	taken int     // entries that came from parts
+	parts []*part // not yet met or passed
+}
+
+// take hands an entry to fn, in order, as forEach would.
+func (sc *splitScan) take(e scanned) error {
+	if err := sc.ctx.Err(); err != nil {
+		return err
+	}
+	hashHeader(sc.sum, e.h)
+	err := sc.fn(sc.ord, e.at, e.h, e.segs, nil)
+	sc.ord++
+	return err
+}
+
+// meet returns the part, and its entry, that starts where the parse in
+// order is (pos), if any. A part is passed when pos is beyond its last
+// entry or has reached the next part: a wrong guess whose entries run far
+// ahead must not keep the later parts from being met.
+func (sc *splitScan) meet(pos int64) (*part, int, error) {
+	for len(sc.parts) > 0 && pos >= sc.parts[0].start {
+		p := sc.parts[0]
+		select {
+		case <-p.ready:
+		case <-sc.ctx.Done():
+			return nil, 0, sc.ctx.Err()
+		}
+		if i, ok := p.find(pos); ok {
+			sc.parts = sc.parts[1:]
+			return p, i, nil
+		}
+		if pos < p.next && (len(sc.parts) == 1 || pos < sc.parts[1].start) {
+			break // a later entry of the part may still start where the parse in order gets
+		}
+		sc.parts = sc.parts[1:]
+	}
+	return nil, 0, nil
 }

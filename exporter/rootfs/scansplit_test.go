@@ -117,12 +117,14 @@ func TestScanSplitAnyStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	firsts := map[int64]bool{}
-	for _, l := range want.lines[1:] {
+	// after[off] is how many entries start at off or later, when an
+	// entry starts at off.
+	after := map[int64]int{}
+	for i, l := range want.lines {
 		var ord int32
 		var hdr int64
 		fmt.Sscanf(l, "%d %d/", &ord, &hdr)
-		firsts[hdr] = true
+		after[hdr] = len(want.lines) - i
 	}
 	size := int64(len(b))
 	run := func(hold int64, starts ...int64) {
@@ -143,16 +145,17 @@ func TestScanSplitAnyStart(t *testing.T) {
 		if g, w := strings.Join(got.lines, "\n"), strings.Join(want.lines, "\n"); g != w || string(sum) != string(wantSum) {
 			t.Fatalf("parts at %v (hold %d) gave:\n%s\nwant:\n%s", starts, hold, g, w)
 		}
-		if hold > 1<<20 && firsts[starts[0]] && taken == 0 {
-			t.Errorf("the part at %d, an entry's first header, was not used", starts[0])
+		if n, ok := after[starts[0]]; ok && hold > 1<<20 && len(starts) == 1 && taken != n {
+			t.Errorf("the part at %d, an entry's first header: %d entries taken from it, want %d", starts[0], taken, n)
 		}
 	}
 	blocks := size / 512
 	for i := int64(1); i < blocks; i++ {
 		run(1<<30, i*512)
 		run(1, i*512)
-		for j := i + 1; j < blocks; j += 7 {
+		for j := i + 1; j < blocks; j += 5 {
 			run(1<<30, i*512, j*512)
+			run(1, i*512, j*512)
 		}
 	}
 }
@@ -242,10 +245,95 @@ func TestScanSplitHoldsLittle(t *testing.T) {
 	for i, p := range parts {
 		var held int64
 		for _, e := range p.entries[:len(p.entries)-1] {
-			held += headerBytes(e.h)
+			held += headerBytes(e.h, e.segs)
 		}
-		if len(p.entries) > 4 || held >= 2<<20 || held+headerBytes(p.entries[len(p.entries)-1].h) < 2<<20 {
+		if len(p.entries) > 4 || held >= 2<<20 || held+headerBytes(p.entries[len(p.entries)-1].h, p.entries[len(p.entries)-1].segs) < 2<<20 {
 			t.Errorf("part %d held %d entries, %d bytes before the last", i, len(p.entries), held)
 		}
+	}
+}
+
+// Sparse maps count against what a part holds: they may take far more
+// memory than their entry's share of the file.
+func TestScanSplitHoldsSparseMaps(t *testing.T) {
+	// 20,000 one-byte segments: 160 KB of map text, 320 KB of segments.
+	var m strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&m, "%d,1,", 2*i)
+	}
+	rec := map[string]string{"GNU.sparse.major": "0", "GNU.sparse.minor": "1", "GNU.sparse.name": "s",
+		"GNU.sparse.size": "40000", "GNU.sparse.numblocks": "20000", "GNU.sparse.map": strings.TrimSuffix(m.String(), ",")}
+	tr := ocitest.NewTar()
+	for i := range 20 {
+		tr.RawPAX(fmt.Sprintf("GNUSparseFile.0/s%d", i), '0', "", 20000, rec, strings.Repeat("x", 20000))
+	}
+	b := tr.Bytes()
+	s, f := splitSource(t, b)
+	parts := cut(f, int64(len(b)), 2)
+	if len(parts) != 1 {
+		t.Fatalf("%d parts", len(parts))
+	}
+	var want, got scanRecord
+	if _, err := s.forEach(context.Background(), 0, true, want.fn); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.scanSplit(context.Background(), 0, f, int64(len(b)), parts, 1<<20, got.fn); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got.lines, "\n") != strings.Join(want.lines, "\n") {
+		t.Fatal("split scan differs")
+	}
+	var held int
+	for _, e := range parts[0].entries[:len(parts[0].entries)-1] {
+		held += 16 * cap(e.segs)
+	}
+	if held >= 1<<20 || len(parts[0].entries) > 5 {
+		t.Errorf("the part held %d entries, %d bytes of sparse maps before the last", len(parts[0].entries), held)
+	}
+}
+
+// A cancelled scan stops, also while it waits for a part.
+func TestScanSplitCancel(t *testing.T) {
+	b := splitArchive(t)
+	s, f := splitSource(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	parts := []*part{{start: 512, end: int64(len(b)), ready: make(chan struct{})}}
+	if _, _, err := s.scanSplit(ctx, 0, f, int64(len(b)), parts, 1<<30, (&scanRecord{}).fn); err != context.Canceled {
+		t.Fatalf("cancelled: %v", err)
+	}
+	// A part that never ends: the scan must not wait for it once cancelled.
+	ctx, cancel = context.WithCancel(context.Background())
+	sc := &splitScan{ctx: ctx, parts: []*part{{start: 0, ready: make(chan struct{})}}}
+	cancel()
+	if _, _, err := sc.meet(0); err != context.Canceled {
+		t.Fatalf("waiting for a part: %v", err)
+	}
+}
+
+// A part whose first guess runs far ahead (a header in file data declaring
+// a huge size) does not keep the next part from being met.
+func TestScanSplitWrongGuessRunsAhead(t *testing.T) {
+	x := headerBlock(t, "x", 1<<32)
+	tr := ocitest.NewTar().File("a", x, 0o644)
+	for i := range 10 {
+		tr.File(fmt.Sprintf("f%d", i), "data", 0o644)
+	}
+	b := tr.Bytes()
+	s, f := splitSource(t, b)
+	var want, got scanRecord
+	if _, err := s.forEach(context.Background(), 0, true, want.fn); err != nil {
+		t.Fatal(err)
+	}
+	// x lies in a's data, one block in; f5's header six entries of two
+	// blocks after a's (two blocks of header and data).
+	second := int64(2*512 + 5*1024)
+	parts := []*part{{start: 512, end: second, ready: make(chan struct{})}, {start: second, end: int64(len(b)), ready: make(chan struct{})}}
+	_, taken, err := s.scanSplit(context.Background(), 0, f, int64(len(b)), parts, 1<<30, got.fn)
+	if err != nil || strings.Join(got.lines, "\n") != strings.Join(want.lines, "\n") {
+		t.Fatalf("%v:\n%s\nwant:\n%s", err, strings.Join(got.lines, "\n"), strings.Join(want.lines, "\n"))
+	}
+	if taken != 5 {
+		t.Errorf("%d entries taken from the parts, want 5 (f5 to f9)", taken)
 	}
 }

@@ -137,7 +137,9 @@ type tap struct {
 const (
 	tapSmallRead = 4096
 	// tapWindow holds the longest sparse map archive/tar accepts (1 MiB)
-	// with the header before it.
+	// with the header before it. A map is thus parsed from its own entry's
+	// blocks only, never from what came before: the parts of a split scan
+	// (scansplit.go) rely on that.
 	tapWindow = 1<<20 + 4*512
 	tapBuffer = 128 << 10
 	// tapHeaders is the read-ahead of a pass that wants headers only from
