@@ -18,6 +18,7 @@ import (
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/usererr"
+	"golang.org/x/sync/errgroup"
 )
 
 // InputError is a problem with what the user gave: it names the cause and
@@ -240,11 +241,23 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	}
 	b.assignPartUUIDs()
 	b.opts.logf("writing partition table and boot loaders")
-	if err := b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), nil, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw); err != nil {
+	// GRUB's images and the ESP need only the ids and touch no byte of the
+	// partition table: they are made while sfdisk waits for the root
+	// filesystem to reach the disk (it syncs the file).
+	wait := b.startBoot(ctx, raw)
+	err = b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), nil, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
+	core, werr := wait()
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
 		return err
 	}
-	if err := b.writeBoot(ctx, f, raw); err != nil {
-		return err
+	// After sfdisk: GRUB's boot code shares the MBR with the partition table.
+	if core != nil {
+		if err := installBIOS(f, b.layout, core); err != nil {
+			return err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return err
@@ -374,31 +387,36 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	return w.Close()
 }
 
-// writeBoot installs GRUB for the firmwares the disk supports.
-func (b *build) writeBoot(ctx context.Context, f *os.File, raw string) error {
+// startBoot makes, side by side, GRUB's BIOS image and the ESP with GRUB's
+// EFI image in it, for the firmwares the disk supports; wait returns the
+// BIOS image (nil without BIOS), to be installed once the partition table
+// is written.
+func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte, error)) {
 	cmdline := b.opts.Cmdline
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
 	}
+	var core []byte
+	var g errgroup.Group
 	if b.layout.BIOSBoot != nil {
-		core, err := b.grubImage(ctx, "i386-pc", grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline))
-		if err != nil {
+		g.Go(func() (err error) {
+			core, err = b.grubImage(ctx, "i386-pc", grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline))
 			return err
-		}
-		if err := installBIOS(f, b.layout, core); err != nil {
-			return err
-		}
+		})
 	}
 	if b.layout.ESP != nil {
-		efi, err := b.grubImage(ctx, "x86_64-efi", grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
-		if err != nil {
-			return err
-		}
-		if err := b.writeESP(ctx, raw, efi); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			efi, err := b.grubImage(ctx, "x86_64-efi", grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
+			if err != nil {
+				return err
+			}
+			return b.writeESP(ctx, raw, efi)
+		})
 	}
-	return nil
+	return func() ([]byte, error) {
+		err := g.Wait() // before core is read
+		return core, err
+	}
 }
 
 // fatEpoch is the time mtools stamps on the ESP's files: SOURCE_DATE_EPOCH

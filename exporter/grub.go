@@ -132,11 +132,12 @@ func (b *build) grubImage(ctx context.Context, platform, cfg string) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(b.work, "memdisk.tar"), memdisk, 0o644); err != nil {
+	md := "memdisk-" + platform + ".tar" // one per platform: they are made at once
+	if err := os.WriteFile(filepath.Join(b.work, md), memdisk, 0o644); err != nil {
 		return nil, err
 	}
 	out := platform + ".img"
-	args := append([]string{"-d", dir, "-O", platform, "-o", out, "-p", "(memdisk)/boot/grub", "-m", "memdisk.tar"}, grubModules[platform]...)
+	args := append([]string{"-d", dir, "-O", platform, "-o", out, "-p", "(memdisk)/boot/grub", "-m", md}, grubModules[platform]...)
 	if err := b.tool(ctx, nil, nil, "grub-mkimage", args...); err != nil {
 		return nil, err
 	}
