@@ -245,7 +245,9 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	// partition table: they are made while sfdisk waits for the root
 	// filesystem to reach the disk (it syncs the file).
 	wait := b.startBoot(ctx, raw)
-	err = b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), nil, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
+	// LOCK_BLOCK_DEVICE=0: a user's setting must not make sfdisk lock the
+	// file, which mtools may hold meanwhile.
+	err = b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), []string{"LOCK_BLOCK_DEVICE=0"}, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
 	core, werr := wait()
 	if err == nil {
 		err = werr

@@ -249,8 +249,8 @@ func (sc *splitScan) take(e scanned) error {
 
 // meet returns the part, and its entry, that starts where the parse in
 // order is (pos), if any. A part is passed when pos is beyond its last
-// entry or has reached the next part: a wrong guess whose entries run far
-// ahead must not keep the later parts from being met.
+// entry or has reached its end, the next part's start: a wrong guess
+// whose entries run far ahead must not keep the later parts from being met.
 func (sc *splitScan) meet(pos int64) (*part, int, error) {
 	for len(sc.parts) > 0 && pos >= sc.parts[0].start {
 		p := sc.parts[0]
@@ -263,7 +263,7 @@ func (sc *splitScan) meet(pos int64) (*part, int, error) {
 			sc.parts = sc.parts[1:]
 			return p, i, nil
 		}
-		if pos < p.next && (len(sc.parts) == 1 || pos < sc.parts[1].start) {
+		if pos < p.next && pos < p.end {
 			break // a later entry of the part may still start where the parse in order gets
 		}
 		sc.parts = sc.parts[1:]

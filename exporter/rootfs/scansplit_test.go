@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/c2vm/c2vm/internal/ocitest"
 )
@@ -305,9 +306,19 @@ func TestScanSplitCancel(t *testing.T) {
 	// A part that never ends: the scan must not wait for it once cancelled.
 	ctx, cancel = context.WithCancel(context.Background())
 	sc := &splitScan{ctx: ctx, parts: []*part{{start: 0, ready: make(chan struct{})}}}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := sc.meet(0)
+		done <- err
+	}()
 	cancel()
-	if _, _, err := sc.meet(0); err != context.Canceled {
-		t.Fatalf("waiting for a part: %v", err)
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Fatalf("waiting for a part: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting for a part 10 s after the scan was cancelled")
 	}
 }
 
