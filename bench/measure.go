@@ -94,22 +94,38 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// repeat runs script reps times after an untimed prepare step each time.
-func repeat(reps int, env []string, prepare, script string) (series, error) {
-	var s series
+// job is a timed command and its untimed preparation.
+type job struct{ prepare, script string }
+
+// interleave runs each job reps times, taking turns, so that the machine's
+// drift during a run (this host's disk and CPU vary by tens of percent
+// from minute to minute) falls on each alike. A job that fails is not run
+// again; errs says which.
+func interleave(reps int, env []string, jobs ...job) (out []series, errs []error) {
+	out, errs = make([]series, len(jobs)), make([]error, len(jobs))
 	for range reps {
-		if prepare != "" {
-			if _, err := runTimed(env, prepare); err != nil {
-				return nil, err
+		for i, j := range jobs {
+			if errs[i] != nil {
+				continue
+			}
+			if j.prepare != "" {
+				if _, errs[i] = runTimed(env, j.prepare); errs[i] != nil {
+					continue
+				}
+			}
+			var x sample
+			if x, errs[i] = runTimed(env, j.script); errs[i] == nil {
+				out[i] = append(out[i], x)
 			}
 		}
-		x, err := runTimed(env, script)
-		if err != nil {
-			return nil, err
-		}
-		s = append(s, x)
 	}
-	return s, nil
+	return out, errs
+}
+
+// repeat runs script reps times after an untimed prepare step each time.
+func repeat(reps int, env []string, prepare, script string) (series, error) {
+	s, errs := interleave(reps, env, job{prepare, script})
+	return s[0], errs[0]
 }
 
 // duBytes is the allocated size of a file or tree.
