@@ -398,17 +398,18 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
 	}
+	cfg := grubConfig(b.ids.RootFS, b.boot, cmdline)
 	var core []byte
 	var g errgroup.Group
 	if b.layout.BIOSBoot != nil {
 		g.Go(func() (err error) {
-			core, err = b.grubImage(ctx, "i386-pc", grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline))
+			core, err = b.grubImage(ctx, "i386-pc", cfg)
 			return err
 		})
 	}
 	if b.layout.ESP != nil {
 		g.Go(func() error {
-			efi, err := b.grubImage(ctx, "x86_64-efi", grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
+			efi, err := b.grubImage(ctx, "x86_64-efi", cfg)
 			if err != nil {
 				return err
 			}

@@ -43,14 +43,14 @@ var grubModules = map[string][]string{
 // themselves, not a call.
 //
 // Both firmwares start the kernel with GRUB's linux command (its 32-bit
-// entry under BIOS). linux16, the 16-bit entry QEMU's -kernel uses, had
+// entry under BIOS), from the same script. linux16, the 16-bit entry QEMU's -kernel uses, had
 // the kernel print its first line 6–9 s sooner under emulation, but BIOS
 // guests started that way failed three times in two days of test runs
 // ("Oops: int3" twice, in sched_clock_cpu and devcgroup_check_permission,
 // and a soft lockup), against none in the runs before it
 // (docs/fast-loop.md). linux16 stays in the BIOS image for a user editing
 // the menu entry.
-func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
+func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)

@@ -290,8 +290,8 @@ func TestGrubConfigQuotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both firmwares load the kernel with linux (not linux16: see grubConfig).
-	for _, c := range []struct{ platform, linux, initrd string }{{"i386-pc", "linux", "initrd"}, {"x86_64-efi", "linux", "initrd"}} {
-		cfg := grubConfig(c.platform, "u-u-i-d", bf, args)
+	for _, c := range []struct{ platform, linux, initrd string }{{"both firmwares", "linux", "initrd"}} {
+		cfg := grubConfig("u-u-i-d", bf, args)
 		for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'", "if [ -e '/vmlinuz' -a -e '/initrd.img' ]",
 			c.linux + ` '/boot/vmlinuz-6.1.0-10-amd64' 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot'`,
 			"\t\t" + c.initrd + " '/initrd.img'\n", "\tfi\n"} {
