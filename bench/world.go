@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/c2vm/c2vm/vmrun"
 )
 
 // buildkit times examples/debian through docker buildx in the test world:
@@ -148,7 +150,8 @@ func (b *bench) boot(tree string) {
 		}
 		disk, kernel, initrd, text = filepath.Join(out, "linux.img"), filepath.Join(tree, "vmlinuz"), filepath.Join(tree, "initrd.img"), "C2VM-MARKER"
 	}
-	common := []string{"-machine", "q35", "-accel", "tcg", "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
+	// The same TCG threads as c2vm run gives this QEMU (vmrun.TCGAccel).
+	common := []string{"-machine", "q35", "-accel", vmrun.TCGAccel("qemu-system-x86_64"), "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "mon:stdio", "-snapshot", "-drive", "file=" + disk + ",format=raw,if=virtio"}
 	var biosDisk series
 	// Each firmware against a direct boot under the same firmware: what

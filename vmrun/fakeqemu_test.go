@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 }
 
 func fakeQEMU(mode string) {
+	if len(os.Args) == 2 && os.Args[1] == "-version" {
+		// c2vm reads the version to choose TCG's threads: FAKE_VERSION.
+		fmt.Println(os.Getenv("FAKE_VERSION"))
+		os.Exit(0)
+	}
 	if p := os.Getenv("FAKE_ARGS"); p != "" {
 		b, _ := json.Marshal(os.Args[1:])
 		os.WriteFile(p, b, 0o644)

@@ -46,6 +46,9 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if accel == "tcg" {
+		accel = TCGAccel(p.qemu)
+	}
 	fw, err := chooseFirmware(ctx, disk, o.Firmware, p.meta)
 	if err != nil {
 		return nil, err

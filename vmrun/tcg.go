@@ -1,0 +1,47 @@
+package vmrun
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// TCGAccel is the -accel value c2vm gives a QEMU binary for emulation.
+//
+// QEMU before 8.1 could translate a page of guest code on one vCPU's
+// thread while another thread changed it (fixed upstream by "accel/tcg:
+// Always lock pages before translation"). Guests of such a QEMU with more
+// than one vCPU crashed now and then: with Debian 12's QEMU 7.2, four
+// guests of our test runs died early in two days ("Oops: int3" in the
+// kernel's own code, a page fault in an interrupt, a soft lockup), on Debian's and Ubuntu's kernels alike. One translation
+// thread for all vCPUs cannot race; it costs about a third more boot time
+// on two host cores. Newer QEMU keeps its default, one thread per vCPU.
+// A QEMU whose version cannot be read is treated as old.
+func TCGAccel(qemu string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, qemu, "-version").Output()
+	if err != nil || tcgRaces(string(out)) {
+		return "tcg,thread=single"
+	}
+	return "tcg"
+}
+
+var qemuVersion = regexp.MustCompile(`QEMU emulator version (\d+)\.(\d+)`)
+
+// tcgRaces tells from `qemu -version`'s output whether that QEMU's
+// multi-threaded TCG has the translation race (before 8.1, or unknown).
+func tcgRaces(version string) bool {
+	m := qemuVersion.FindStringSubmatch(version)
+	if m == nil {
+		return true
+	}
+	major, err1 := strconv.Atoi(m[1])
+	minor, err2 := strconv.Atoi(m[2])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return major < 8 || major == 8 && minor < 1
+}

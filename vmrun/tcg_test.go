@@ -1,0 +1,56 @@
+package vmrun
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestTCGRaces(t *testing.T) {
+	for version, races := range map[string]bool{
+		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022": true,
+		"QEMU emulator version 8.0.4 (Debian 1:8.0.4+dfsg-1ubuntu3.23.10.3)":                      true,
+		"QEMU emulator version 8.1.0":                     false,
+		"QEMU emulator version 9.2.2 (qemu-9.2.2-1.fc42)": false,
+		"QEMU emulator version 10.0.0":                    false,
+		"QEMU emulator version 6.2.0":                     true,
+		"":                                                true,
+		"qemu-system-x86_64: unknown option":              true,
+		"QEMU emulator version 99999999999999999999.1":    true,
+	} {
+		if got := tcgRaces(version); got != races {
+			t.Errorf("tcgRaces(%q) = %v, want %v", version, got, races)
+		}
+	}
+}
+
+// TestRunTCGThreads checks, through the stand-in, the -accel value QEMU
+// gets under TCG: one translation thread for a QEMU with the race.
+func TestRunTCGThreads(t *testing.T) {
+	for version, want := range map[string]string{
+		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)": "tcg,thread=single",
+		"QEMU emulator version 9.2.2":                                    "tcg",
+		"garbage":                                                        "tcg,thread=single",
+	} {
+		o := fakeRun(t, "console", "", "")
+		argsFile := filepath.Join(t.TempDir(), "args.json")
+		t.Setenv("FAKE_ARGS", argsFile)
+		t.Setenv("FAKE_VERSION", version)
+		if err := Run(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(argsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		json.Unmarshal(b, &args)
+		i := slices.Index(args, "-accel")
+		if i < 0 || i+1 >= len(args) || args[i+1] != want {
+			t.Errorf("%s: QEMU got %q, want -accel %s", version, args, want)
+		}
+	}
+}
