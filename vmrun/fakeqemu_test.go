@@ -2,6 +2,7 @@ package vmrun
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -151,3 +152,21 @@ func fakeRun(t *testing.T, mode, console, meta string) Options {
 }
 
 const appMeta = `{"mode": "app", "firmware": "hybrid"}`
+
+// runArgs runs the stand-in with o and returns the arguments it got
+// (FAKE_ARGS must name argsFile).
+func runArgs(t *testing.T, o Options, argsFile string) []string {
+	t.Helper()
+	if err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	if err := json.Unmarshal(b, &args); err != nil {
+		t.Fatal(err)
+	}
+	return args
+}

@@ -2,7 +2,6 @@ package vmrun
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -253,16 +252,7 @@ func TestRunPassesOptions(t *testing.T) {
 	o.Snapshot, o.QMP, o.DiskSize = true, filepath.Join(t.TempDir(), "user.sock"), "keep"
 	var errOut buffer
 	o.Stderr = &errOut
-	if err := Run(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(argsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var args []string
-	json.Unmarshal(b, &args)
-	line := strings.Join(args, " ")
+	line := strings.Join(runArgs(t, o, argsFile), " ")
 	for _, want := range []string{"hostfwd=tcp:127.0.0.1:" + port + "-:22", "-:8000", "-snapshot", "path=" + o.QMP + ",server=on", "format=raw"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("%q missing from %s", want, line)

@@ -1,9 +1,6 @@
 package vmrun
 
 import (
-	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -39,15 +36,7 @@ func TestRunTCGThreads(t *testing.T) {
 		argsFile := filepath.Join(t.TempDir(), "args.json")
 		t.Setenv("FAKE_ARGS", argsFile)
 		t.Setenv("FAKE_VERSION", version)
-		if err := Run(context.Background(), o); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(argsFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var args []string
-		json.Unmarshal(b, &args)
+		args := runArgs(t, o, argsFile)
 		i := slices.Index(args, "-accel")
 		if i < 0 || i+1 >= len(args) || args[i+1] != want {
 			t.Errorf("%s: QEMU got %q, want -accel %s", version, args, want)
