@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,7 +152,7 @@ func (b *bench) boot(tree string) {
 		disk, kernel, initrd, text = filepath.Join(out, "linux.img"), filepath.Join(tree, "vmlinuz"), filepath.Join(tree, "initrd.img"), "C2VM-MARKER"
 	}
 	// The same TCG threads as c2vm run gives this QEMU (vmrun.TCGAccel).
-	common := []string{"-machine", "q35", "-accel", vmrun.TCGAccel("qemu-system-x86_64"), "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
+	common := []string{"-machine", "q35", "-accel", vmrun.TCGAccel(context.Background(), "qemu-system-x86_64"), "-m", "1024M", "-smp", "2", "-nographic", "-no-reboot",
 		"-serial", "mon:stdio", "-snapshot", "-drive", "file=" + disk + ",format=raw,if=virtio"}
 	var biosDisk series
 	// Each firmware against a direct boot under the same firmware: what

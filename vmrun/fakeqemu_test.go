@@ -28,7 +28,8 @@ import (
 //	fail     print an error on stderr and exit 1
 //	kvmfail  print KVM's internal error on stderr and pause forever
 //
-// It writes its arguments to FAKE_ARGS when that is set.
+// It writes its arguments to FAKE_ARGS when that is set, and answers
+// -version with FAKE_VERSION.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("FAKE_QEMU"); mode != "" {
 		fakeQEMU(mode)

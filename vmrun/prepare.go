@@ -47,7 +47,7 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 		return nil, err
 	}
 	if accel == "tcg" {
-		accel = TCGAccel(p.qemu)
+		accel = TCGAccel(ctx, p.qemu)
 	}
 	fw, err := chooseFirmware(ctx, disk, o.Firmware, p.meta)
 	if err != nil {

@@ -1,9 +1,12 @@
 package vmrun
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestTCGRaces(t *testing.T) {
@@ -41,5 +44,24 @@ func TestRunTCGThreads(t *testing.T) {
 		if i < 0 || i+1 >= len(args) || args[i+1] != want {
 			t.Errorf("%s: QEMU got %q, want -accel %s", version, args, want)
 		}
+	}
+}
+
+// A QEMU that never answers -version (here a wrapper whose child keeps
+// the pipe open) costs the timeout and gets one thread, never a hang.
+func TestTCGAccelHungQEMU(t *testing.T) {
+	old := versionTimeout
+	versionTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { versionTimeout = old })
+	qemu := filepath.Join(t.TempDir(), "qemu")
+	if err := os.WriteFile(qemu, []byte("#!/bin/sh\nsleep 60 &\nwait\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got := TCGAccel(context.Background(), qemu); got != "tcg,thread=single" {
+		t.Errorf("got %q", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
 	}
 }
