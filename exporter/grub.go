@@ -43,19 +43,18 @@ var grubModules = map[string][]string{
 // themselves, not a call.
 //
 // Both firmwares start the kernel with GRUB's linux command (its 32-bit
-// entry under BIOS), from the same script. linux16, the 16-bit entry QEMU's -kernel uses, had
-// the kernel print its first line 6–9 s sooner under emulation, but BIOS
-// guests started that way failed three times in two days of test runs
-// ("Oops: int3" twice, in sched_clock_cpu and devcgroup_check_permission,
-// and a soft lockup), against none in the runs before it
-// (docs/fast-loop.md). linux16 stays in the BIOS image for a user editing
-// the menu entry.
+// entry under BIOS), from the same script. linux16, the 16-bit entry
+// QEMU's -kernel uses, had the kernel print its first line sooner under
+// emulation; c2vm left it after BIOS guests started that way crashed three
+// times in two days, most likely through QEMU 7.2's multi-threaded TCG, not
+// the entry (docs/fast-loop.md). linux16 stays in the BIOS image for a
+// user editing the menu entry.
 func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)
 	}
-	load := grubLoad(bf, [2]string{"linux", "initrd"}, strings.Join(args, " "))
+	load := grubLoad(bf, strings.Join(args, " "))
 	return fmt.Sprintf(`serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
@@ -82,19 +81,19 @@ menuentry "Linux (c2vm)" {
 // grubLoad is the script that loads the kernel and initramfs: the stable
 // links when both exist, else the versioned files found at assembly. Its
 // status is the last command's, so a missing initramfs fails it too.
-func grubLoad(bf rootfs.BootFiles, cmds [2]string, kargs string) string {
+func grubLoad(bf rootfs.BootFiles, kargs string) string {
 	var b strings.Builder
 	kw := "if"
 	for _, p := range bf.Stable {
 		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
-		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\t%s %s %s\n\t\t%s %s\n", kw, k, i, cmds[0], k, kargs, cmds[1], i)
+		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\tlinux %s %s\n\t\tinitrd %s\n", kw, k, i, k, kargs, i)
 		kw = "elif"
 	}
 	if bf.Kernel != "" {
 		if kw == "elif" {
 			b.WriteString("\telse\n")
 		}
-		fmt.Fprintf(&b, "\t\t%s %s %s\n\t\t%s %s\n", cmds[0], grubQuote("/"+bf.Kernel), kargs, cmds[1], grubQuote("/"+bf.Initrd))
+		fmt.Fprintf(&b, "\t\tlinux %s %s\n\t\tinitrd %s\n", grubQuote("/"+bf.Kernel), kargs, grubQuote("/"+bf.Initrd))
 	}
 	if kw == "elif" {
 		b.WriteString("\tfi\n")
