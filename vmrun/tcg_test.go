@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,10 +56,20 @@ func TestTCGAccelHungQEMU(t *testing.T) {
 	old := versionTimeout
 	versionTimeout = 200 * time.Millisecond
 	t.Cleanup(func() { versionTimeout = old })
-	qemu := filepath.Join(t.TempDir(), "qemu")
-	if err := os.WriteFile(qemu, []byte("#!/bin/sh\nsleep 60 &\nwait\n"), 0o755); err != nil {
+	dir := t.TempDir()
+	qemu, pidFile := filepath.Join(dir, "qemu"), filepath.Join(dir, "child.pid")
+	script := "#!/bin/sh\nsleep 60 &\necho $! >" + pidFile + "\nwait\n"
+	if err := os.WriteFile(qemu, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The wrapper's child outlives the kill of the wrapper: stop it.
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	start := time.Now()
 	if got := TCGAccel(context.Background(), qemu); got != "tcg,thread=single" {
 		t.Errorf("got %q", got)
