@@ -84,16 +84,20 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 		return nil, err
 	}
 
-	opts.logf("scanning %s", src)
-	inv, err := src.Scan(ctx)
-	if err != nil {
+	b := &build{opts: opts, outDir: outDir}
+	if b.work, err = os.MkdirTemp(outDir, ".c2vm-assemble-"); err != nil {
 		return nil, err
 	}
-	for _, n := range inv.Notes {
+	defer b.cleanup()
+	b.grub = startGrubImages(ctx, opts.Firmware, b.work)
+
+	opts.logf("scanning %s", src)
+	if b.inv, err = src.Scan(ctx); err != nil {
+		return nil, err
+	}
+	for _, n := range b.inv.Notes {
 		opts.logf("note: %s", n)
 	}
-	b := &build{opts: opts, inv: inv, outDir: outDir}
-	defer b.cleanup()
 	if err := b.plan(); err != nil {
 		return nil, err
 	}
@@ -106,9 +110,6 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 // plan decides the mode and the boot files, and sizes the disk.
 func (b *build) plan() error {
 	var err error
-	if b.work, err = os.MkdirTemp(b.outDir, ".c2vm-assemble-"); err != nil {
-		return err
-	}
 	b.mode = pickMode(b.opts.Mode, b.inv)
 	extra, headroom := int64(0), int64(systemHeadroom)
 	if b.mode == ModeApp {
@@ -192,13 +193,17 @@ type build struct {
 	layout *Layout
 	outDir string
 	ids    IDs
-	work   string   // scratch directory inside outDir
-	temps  []string // outputs under temporary names, in Outputs order
+	work   string                            // scratch directory inside outDir
+	grub   func() (map[string][]byte, error) // GRUB's images, made while the source is scanned
+	temps  []string                          // outputs under temporary names, in Outputs order
 	final  []string
 	access accessFound // for c2vm.json
 }
 
 func (b *build) cleanup() {
+	if b.grub != nil {
+		b.grub() // grub-mkimage may still be writing into work
+	}
 	if b.work != "" {
 		os.RemoveAll(b.work)
 	}
@@ -241,14 +246,14 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	}
 	b.assignPartUUIDs()
 	b.opts.logf("writing partition table and boot loaders")
-	// GRUB's images and the ESP need only the ids and touch no byte of the
-	// partition table: they are made while sfdisk waits for the root
-	// filesystem to reach the disk (it syncs the file).
+	// The ESP needs only the ids and touches no byte of the partition
+	// table: it is made while sfdisk waits for the root filesystem to reach
+	// the disk (it syncs the file).
 	wait := b.startBoot(ctx, raw)
 	// LOCK_BLOCK_DEVICE=0: a user's setting must not make sfdisk lock the
 	// file, which mtools may hold meanwhile.
 	err = b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), []string{"LOCK_BLOCK_DEVICE=0"}, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
-	core, werr := wait()
+	core, cfg, werr := wait()
 	if err == nil {
 		err = werr
 	}
@@ -257,7 +262,7 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	}
 	// After sfdisk: GRUB's boot code shares the MBR with the partition table.
 	if core != nil {
-		if err := installBIOS(f, b.layout, core); err != nil {
+		if err := installBIOS(f, b.layout, core, cfg); err != nil {
 			return err
 		}
 	}
@@ -389,11 +394,11 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	return w.Close()
 }
 
-// startBoot makes, side by side, GRUB's BIOS image and the ESP with GRUB's
-// EFI image in it, for the firmwares the disk supports; wait returns the
-// BIOS image (nil without BIOS), to be installed once the partition table
+// startBoot writes the disk's grub.cfg and, for UEFI, the ESP with GRUB's
+// image and the grub.cfg beside it; wait returns the BIOS image (nil
+// without BIOS) and the grub.cfg, to be installed once the partition table
 // is written.
-func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte, error)) {
+func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte, string, error)) {
 	cmdline := b.opts.Cmdline
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
@@ -401,24 +406,20 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 	cfg := grubConfig(b.ids.RootFS, b.boot, cmdline)
 	var core []byte
 	var g errgroup.Group
-	if b.layout.BIOSBoot != nil {
-		g.Go(func() (err error) {
-			core, err = b.grubImage(ctx, "i386-pc", cfg)
+	g.Go(func() error {
+		imgs, err := b.grub()
+		if err != nil {
 			return err
-		})
-	}
-	if b.layout.ESP != nil {
-		g.Go(func() error {
-			efi, err := b.grubImage(ctx, "x86_64-efi", cfg)
-			if err != nil {
-				return err
-			}
-			return b.writeESP(ctx, raw, efi)
-		})
-	}
-	return func() ([]byte, error) {
+		}
+		core = imgs["i386-pc"]
+		if b.layout.ESP == nil {
+			return nil
+		}
+		return b.writeESP(ctx, raw, imgs["x86_64-efi"], cfg)
+	})
+	return func() ([]byte, string, error) {
 		err := g.Wait() // before core is read
-		return core, err
+		return core, cfg, err
 	}
 }
 
@@ -435,8 +436,9 @@ func fatEpoch(epoch *time.Time) string {
 }
 
 // writeESP makes the FAT32 ESP in place and copies GRUB's EFI image to the
-// removable-media path every UEFI firmware tries.
-func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
+// removable-media path every UEFI firmware tries, with the disk's grub.cfg
+// beside it, where the image's stub reads it.
+func (b *build) writeESP(ctx context.Context, raw string, efi []byte, cfg string) error {
 	esp := b.layout.ESP
 	sector := esp.Start / sectorSize
 	if err := b.tool(ctx, nil, nil, "mkfs.vfat", "--invariant", "-F", "32", "-s", "1", "-n", "ESP",
@@ -445,6 +447,9 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(b.work, "BOOTX64.EFI"), efi, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.work, "grub.cfg"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
 	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
@@ -456,7 +461,7 @@ func (b *build) writeESP(ctx context.Context, raw string, efi []byte) error {
 	if err := b.tool(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
 		return err
 	}
-	return b.tool(ctx, nil, env, "mcopy", "-i", img, "BOOTX64.EFI", "::/EFI/BOOT/BOOTX64.EFI")
+	return b.tool(ctx, nil, env, "mcopy", "-i", img, "BOOTX64.EFI", "grub.cfg", "::/EFI/BOOT/")
 }
 
 // publish renames the outputs into place, the first one (linux.img when

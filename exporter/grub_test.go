@@ -1,0 +1,207 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestGrubConfigOnDisk reads a hybrid disk's grub.cfg where each image's
+// stub reads it: the blocklist the BIOS stub names, and the ESP file next
+// to BOOTX64.EFI. Both are the disk's configuration, naming its root.
+func TestGrubConfigOnDisk(t *testing.T) {
+	needTools(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	d := assembleT(t, layoutSource(t, kernelLayer().Bytes()), Options{})
+	l := d.res.Layout
+
+	m := regexp.MustCompile(`source "\(\$c2vm_disk,gpt(\d+)\)(\d+)\+(\d+)"`).FindStringSubmatch(grubStub("i386-pc"))
+	if m == nil {
+		t.Fatalf("the BIOS stub names no blocklist:\n%s", grubStub("i386-pc"))
+	}
+	part, _ := strconv.Atoi(m[1])
+	first, _ := strconv.ParseInt(m[2], 10, 64)
+	n, _ := strconv.ParseInt(m[3], 10, 64)
+	if part != l.BIOSBoot.Num {
+		t.Fatalf("the stub reads partition %d, the BIOS boot partition is %d", part, l.BIOSBoot.Num)
+	}
+	img, err := os.ReadFile(d.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	area := img[l.BIOSBoot.Start+first*sectorSize : l.BIOSBoot.Start+(first+n)*sectorSize]
+	cfg := strings.TrimRight(string(area), "\n")
+	if !strings.Contains(cfg, "'root=UUID="+d.res.IDs.RootFS+"'") || len(strings.Trim(string(area[len(cfg):]), "\n")) != 0 {
+		t.Fatalf("the BIOS stub's blocklist holds no grub.cfg for this root padded with newlines:\n%q", area[:min(len(area), 400)])
+	}
+	// core.img ends before the configuration.
+	if bytes.Count(img[l.BIOSBoot.Start+first*sectorSize-sectorSize:l.BIOSBoot.Start+first*sectorSize], []byte{0}) != sectorSize {
+		t.Error("the sector before grub.cfg is not empty: core.img reaches it")
+	}
+
+	cmd := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", d.path, l.ESP.Start), "::/EFI/BOOT/grub.cfg")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mtype: %v\n%s", err, out)
+	}
+	if strings.TrimRight(string(out), "\n") != cfg {
+		t.Errorf("the ESP's grub.cfg differs from the BIOS one:\n%s\n---\n%s", out, cfg)
+	}
+	if !strings.Contains(grubStub("x86_64-efi"), `source "$cmdpath/grub.cfg"`) {
+		t.Errorf("the EFI stub does not read grub.cfg beside the image:\n%s", grubStub("x86_64-efi"))
+	}
+}
+
+// TestBIOSConfigBounds: a core.img reaching the configuration, or a
+// configuration larger than its area, is an error, not a broken disk.
+func TestBIOSConfigBounds(t *testing.T) {
+	needTools(t)
+	l, err := NewLayout(BIOS, 64<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "d.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := installBIOS(f, l, make([]byte, biosCfgOffset+1), "x\n"); err == nil {
+		t.Error("a core.img overlapping grub.cfg was installed")
+	}
+	if err := installBIOS(f, l, make([]byte, 4096), strings.Repeat("x", biosCfgSize)); err == nil {
+		t.Error("a grub.cfg larger than its area was installed")
+	}
+	if err := installBIOS(f, l, make([]byte, 4096), "x\n"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestGrubImageCache: the first assembly's images are made and kept; the
+// next take them from the cache without running grub-mkimage; an image in
+// the cache another user owns is not used.
+func TestGrubImageCache(t *testing.T) {
+	needTools(t)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	var made atomic.Int32
+	runIn = func(ctx context.Context, dir string, stdin []byte, env []string, name string, args ...string) error {
+		if name == "grub-mkimage" {
+			made.Add(1)
+		}
+		return runReal(ctx, dir, stdin, env, name, args...)
+	}
+	t.Cleanup(func() { runIn = runReal })
+
+	scratch := t.TempDir()
+	first, err := grubImage(context.Background(), "i386-pc", scratch)
+	if err != nil || made.Load() != 1 {
+		t.Fatalf("first image: %v, grub-mkimage ran %d times", err, made.Load())
+	}
+	again, err := grubImage(context.Background(), "i386-pc", scratch)
+	if err != nil || made.Load() != 1 || !bytes.Equal(first, again) {
+		t.Fatalf("second image: %v, grub-mkimage ran %d times, same bytes: %v", err, made.Load(), bytes.Equal(first, again))
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "c2vm", "grub", "i386-pc-*.img"))
+	if len(files) != 1 {
+		t.Fatalf("cache holds %v", files)
+	}
+	// What the cache holds is what is used.
+	if err := os.WriteFile(files[0], []byte("planted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if img, _ := grubImage(context.Background(), "i386-pc", scratch); string(img) != "planted" {
+		t.Fatalf("the cached image was not used")
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := os.Chown(files[0], 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if img, _ := grubImage(context.Background(), "i386-pc", scratch); string(img) == "planted" || made.Load() != 2 {
+		t.Fatalf("an image another user owns was used (grub-mkimage ran %d times)", made.Load())
+	}
+}
+
+var runReal = runIn
+
+// TestGrubKey: the cache key follows the modules an image holds and those
+// they depend on, and nothing else in GRUB's directory.
+func TestGrubKey(t *testing.T) {
+	needTools(t)
+	lib, err := grubDir("i386-pc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := moduleClosure(filepath.Join(lib, "moddep.lst"), grubModules["i386-pc"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// linux needs relocator, regexp needs extcmd: dependencies count.
+	for _, m := range []string{"linux", "relocator", "regexp", "extcmd"} {
+		if !slices.Contains(mods, m) {
+			t.Errorf("closure lacks %s: %v", m, mods)
+		}
+	}
+	if slices.Contains(mods, "xfs") {
+		t.Errorf("closure holds xfs: %v", mods)
+	}
+	if _, err := moduleClosure(filepath.Join(lib, "moddep.lst"), []string{"nosuchmodule"}); err == nil {
+		t.Error("an unknown module was accepted")
+	}
+
+	copyLib := t.TempDir()
+	ents, err := os.ReadDir(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(lib, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(copyLib, e.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mk, err := lookTool("grub-mkimage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func() string {
+		k, err := grubKey(copyLib, mk, "i386-pc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	base := key()
+	appendTo := func(name string) {
+		f, err := os.OpenFile(filepath.Join(copyLib, name), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte{0})
+		f.Close()
+	}
+	appendTo("xfs.mod")
+	if key() != base {
+		t.Error("a module the image does not hold changed the key")
+	}
+	appendTo("relocator.mod")
+	if key() == base {
+		t.Error("a dependency of linux changed and the key did not")
+	}
+}

@@ -1,0 +1,201 @@
+package exporter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// GRUB's images depend only on the GRUB installation and on c2vm (grub.go),
+// so each is made once and kept in the user's cache directory
+// (~/.cache/c2vm/grub), named by a digest of everything grub-mkimage reads
+// to make it. Without a usable cache directory every assembly makes them;
+// either way they are made while the source is scanned, not after the root
+// filesystem is written.
+
+// grubCacheVersion changes when c2vm asks grub-mkimage for something new
+// that the digest would not see.
+const grubCacheVersion = "c2vm grub image v1"
+
+// maxGrubImage bounds what is read from the cache: GRUB's EFI image is
+// about 1 MiB, the BIOS one under 1 MiB by construction.
+const maxGrubImage = 16 << 20
+
+// startGrubImages gets GRUB's image for each platform the firmware boots,
+// side by side; wait returns them by platform. scratch is a directory for
+// grub-mkimage's files.
+func startGrubImages(ctx context.Context, fw Firmware, scratch string) (wait func() (map[string][]byte, error)) {
+	var platforms []string
+	if fw.bios() {
+		platforms = append(platforms, "i386-pc")
+	}
+	if fw.uefi() {
+		platforms = append(platforms, "x86_64-efi")
+	}
+	imgs := make([][]byte, len(platforms))
+	var g errgroup.Group
+	for i, p := range platforms {
+		g.Go(func() (err error) {
+			imgs[i], err = grubImage(ctx, p, scratch)
+			return err
+		})
+	}
+	return func() (map[string][]byte, error) {
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		m := map[string][]byte{}
+		for i, p := range platforms {
+			m[p] = imgs[i]
+		}
+		return m, nil
+	}
+}
+
+// grubImage returns a platform's image from the cache, or makes it and
+// caches it. A cache that cannot be read or written only costs the time to
+// make the image.
+func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
+	lib, err := grubDir(platform)
+	if err != nil {
+		return nil, err
+	}
+	mkimage, err := lookTool("grub-mkimage")
+	if err != nil {
+		return nil, missingTool("grub-mkimage", err)
+	}
+	key, err := grubKey(lib, mkimage, platform)
+	if err != nil {
+		return nil, fmt.Errorf("reading GRUB for %s: %w", platform, err)
+	}
+	cached := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cached = filepath.Join(dir, "c2vm", "grub", platform+"-"+key[:32]+".img")
+		if img := readCached(cached); img != nil {
+			return img, nil
+		}
+	}
+	img, err := makeGrubImage(ctx, scratch, lib, platform)
+	if err != nil {
+		return nil, err
+	}
+	if cached != "" {
+		writeCached(cached, img)
+	}
+	return img, nil
+}
+
+// grubKey digests what grub-mkimage reads to make a platform's image: the
+// tool itself, the platform's boot images and module list, the modules the
+// image holds with those they depend on, and what c2vm asks of it.
+func grubKey(lib, mkimage, platform string) (string, error) {
+	mods, err := moduleClosure(filepath.Join(lib, "moddep.lst"), grubModules[platform])
+	if err != nil {
+		return "", err
+	}
+	imgs, err := filepath.Glob(filepath.Join(lib, "*.img"))
+	if err != nil {
+		return "", err
+	}
+	files := append([]string{mkimage, filepath.Join(lib, "moddep.lst")}, imgs...)
+	for _, m := range mods {
+		files = append(files, filepath.Join(lib, m+".mod"))
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00", grubCacheVersion, platform, grubModules[platform], grubStub(platform))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// moduleClosure returns, sorted, the modules named and every module they
+// depend on, from GRUB's moddep.lst ("name: dep dep ...").
+func moduleClosure(moddep string, names []string) ([]string, error) {
+	data, err := os.ReadFile(moddep)
+	if err != nil {
+		return nil, err
+	}
+	deps := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if ok {
+			deps[name] = strings.Fields(rest)
+		}
+	}
+	seen := map[string]bool{}
+	todo := slices.Clone(names)
+	for len(todo) > 0 {
+		m := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[m] {
+			continue
+		}
+		if _, ok := deps[m]; !ok {
+			return nil, fmt.Errorf("module %s is not in %s", m, moddep)
+		}
+		seen[m] = true
+		todo = append(todo, deps[m]...)
+	}
+	out := make([]string, 0, len(seen))
+	for m := range seen {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// readCached returns a cached image, or nil when there is none this user
+// wrote: an image another user could have put there is not booted.
+func readCached(path string) []byte {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxGrubImage {
+		return nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return nil
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return img
+}
+
+// writeCached stores an image under a temporary name and renames it, so a
+// reader sees all of it or none.
+func writeCached(path string, img []byte) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(img)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+}
