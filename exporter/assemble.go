@@ -394,16 +394,15 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	return w.Close()
 }
 
-// startBoot writes the disk's grub.cfg and, for UEFI, the ESP with GRUB's
-// image and the grub.cfg beside it; wait returns the BIOS image (nil
-// without BIOS) and the grub.cfg, to be installed once the partition table
-// is written.
+// startBoot writes, for UEFI, the ESP with GRUB's image and the disk's
+// grub.cfg beside it; wait returns the BIOS image (nil without BIOS) and
+// the BIOS grub.cfg, to be installed once the partition table is written.
 func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte, string, error)) {
 	cmdline := b.opts.Cmdline
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
 	}
-	cfg := grubConfig(b.ids.RootFS, b.boot, cmdline)
+	biosCfg := grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline)
 	var core []byte
 	var g errgroup.Group
 	g.Go(func() error {
@@ -415,11 +414,11 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 		if b.layout.ESP == nil {
 			return nil
 		}
-		return b.writeESP(ctx, raw, imgs["x86_64-efi"], cfg)
+		return b.writeESP(ctx, raw, imgs["x86_64-efi"], grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
 	})
 	return func() ([]byte, string, error) {
 		err := g.Wait() // before core is read
-		return core, cfg, err
+		return core, biosCfg, err
 	}
 }
 

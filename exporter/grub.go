@@ -68,19 +68,18 @@ func grubStub(platform string) string {
 // the VM's screen: the menu entry holds the linux and initrd commands
 // themselves, not a call.
 //
-// Both firmwares start the kernel with GRUB's linux command (its 32-bit
-// entry under BIOS), from the same script. linux16, the 16-bit entry
-// QEMU's -kernel uses, had the kernel print its first line sooner under
-// emulation; c2vm left it after BIOS guests started that way crashed three
-// times in two days, most likely through QEMU 7.2's multi-threaded TCG, not
-// the entry (docs/fast-loop.md). linux16 stays in the BIOS image for a
-// user editing the menu entry.
-func grubConfig(rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
+// Under BIOS GRUB starts the kernel through its 16-bit entry (linux16), as
+// QEMU's -kernel does: under emulation the kernel printed its first line
+// 3–4 s sooner than through the 32-bit entry (linux), which UEFI uses.
+// c2vm left linux16 for a day after BIOS guests started that way crashed;
+// the crashes came under both entries and were most likely QEMU 7.2's
+// multi-threaded TCG, which c2vm run no longer uses (docs/fast-loop.md).
+func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)
 	}
-	load := grubLoad(bf, strings.Join(args, " "))
+	load := grubLoad(bf, strings.Join(args, " "), platform == "i386-pc")
 	return fmt.Sprintf(`search --no-floppy --fs-uuid --set=root %s
 function c2vm_load {
 %s}
@@ -104,19 +103,23 @@ menuentry "Linux (c2vm)" {
 // grubLoad is the script that loads the kernel and initramfs: the stable
 // links when both exist, else the versioned files found at assembly. Its
 // status is the last command's, so a missing initramfs fails it too.
-func grubLoad(bf rootfs.BootFiles, kargs string) string {
+func grubLoad(bf rootfs.BootFiles, kargs string, entry16 bool) string {
+	linux, initrd := "linux", "initrd"
+	if entry16 {
+		linux, initrd = "linux16", "initrd16"
+	}
 	var b strings.Builder
 	kw := "if"
 	for _, p := range bf.Stable {
 		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
-		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\tlinux %s %s\n\t\tinitrd %s\n", kw, k, i, k, kargs, i)
+		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\t%s %s %s\n\t\t%s %s\n", kw, k, i, linux, k, kargs, initrd, i)
 		kw = "elif"
 	}
 	if bf.Kernel != "" {
 		if kw == "elif" {
 			b.WriteString("\telse\n")
 		}
-		fmt.Fprintf(&b, "\t\tlinux %s %s\n\t\tinitrd %s\n", grubQuote("/"+bf.Kernel), kargs, grubQuote("/"+bf.Initrd))
+		fmt.Fprintf(&b, "\t\t%s %s %s\n\t\t%s %s\n", linux, grubQuote("/"+bf.Kernel), kargs, initrd, grubQuote("/"+bf.Initrd))
 	}
 	if kw == "elif" {
 		b.WriteString("\tfi\n")

@@ -289,21 +289,23 @@ func TestGrubConfigQuotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both firmwares load the kernel with linux (not linux16: see grubConfig).
-	cfg := grubConfig("u-u-i-d", bf, args)
-	for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'", "if [ -e '/vmlinuz' -a -e '/initrd.img' ]",
-		`linux '/boot/vmlinuz-6.1.0-10-amd64' 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot'`,
-		"\t\tinitrd '/initrd.img'\n", "\tfi\n"} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+	// BIOS loads the kernel through its 16-bit entry, UEFI with linux.
+	for _, c := range []struct{ platform, linux, initrd string }{{"i386-pc", "linux16", "initrd16"}, {"x86_64-efi", "linux", "initrd"}} {
+		cfg := grubConfig(c.platform, "u-u-i-d", bf, args)
+		for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'", "if [ -e '/vmlinuz' -a -e '/initrd.img' ]",
+			c.linux + ` '/boot/vmlinuz-6.1.0-10-amd64' 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot'`,
+			"\t\t" + c.initrd + " '/initrd.img'\n", "\tfi\n"} {
+			if !strings.Contains(cfg, want) {
+				t.Errorf("%s grub.cfg lacks %q:\n%s", c.platform, want, cfg)
+			}
 		}
-	}
-	// Straight to the kernel: boot comes before any menu entry exists,
-	// and the menu is kept for Shift and for a failed load.
-	// The menu entry holds the commands themselves, to be edited.
-	m := strings.Index(cfg, "menuentry ")
-	if b := strings.Index(cfg, "\tboot\n"); b < 0 || m < b || !strings.Contains(cfg, "keystatus --shift") || !strings.Contains(cfg[m:], "linux '/vmlinuz'") {
-		t.Errorf("grub.cfg does not boot before its menu, or its menu entry is not editable:\n%s", cfg)
+		// Straight to the kernel: boot comes before any menu entry exists,
+		// and the menu is kept for Shift and for a failed load.
+		// The menu entry holds the commands themselves, to be edited.
+		m := strings.Index(cfg, "menuentry ")
+		if b := strings.Index(cfg, "\tboot\n"); b < 0 || m < b || !strings.Contains(cfg, "keystatus --shift") || !strings.Contains(cfg[m:], c.linux+" '/vmlinuz'") {
+			t.Errorf("%s grub.cfg does not boot before its menu, or its menu entry is not editable:\n%s", c.platform, cfg)
+		}
 	}
 	for _, bad := range []string{"quiet\nmenuentry x {", "a\x00b", "unterminated \"quote", strings.Repeat("x", 2000)} {
 		if _, err := ParseCmdline(bad); err == nil {
