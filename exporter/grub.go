@@ -40,14 +40,17 @@ const (
 	biosCfgSectors = biosCfgSize / sectorSize
 )
 
-// grubStub is the script in a platform's image. Under BIOS, $cmdpath is the
-// disk GRUB was started from, "(hd0)"; the regexp keeps its name whatever
-// follows it. Under UEFI it is the directory of the image on the ESP. Any
-// failure leaves GRUB's command line on the console, with the error above.
+// grubStub is the script in a platform's image. Under BIOS it reads the
+// disk GRUB was started from: GRUB 2.06 names it in $cmdpath ("(hd0)"; the
+// regexp keeps its name whatever follows it), GRUB 2.12 leaves $cmdpath
+// empty there, and then it is hd0, the drive a BIOS boots from (it maps
+// the disk it boots to 0x80). Under UEFI $cmdpath is the directory of the
+// image on the ESP. Any failure leaves GRUB's command line on the console,
+// with the error above.
 func grubStub(platform string) string {
 	head := "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
 	if platform == "i386-pc" {
-		return fmt.Sprintf("%sregexp --set=1:c2vm_disk '^\\(([^,)]+)' \"$cmdpath\"\nsource \"($c2vm_disk,gpt1)%d+%d\"\n",
+		return fmt.Sprintf("%sset c2vm_disk=hd0\nregexp --set=1:c2vm_disk '^\\(([^,)]+)' \"$cmdpath\"\nsource \"($c2vm_disk,gpt1)%d+%d\"\n",
 			head, biosCfgOffset/sectorSize, biosCfgSectors)
 	}
 	return head + "source \"$cmdpath/grub.cfg\"\n"
