@@ -39,9 +39,13 @@ func TestGrubConfigOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	area := img[l.BIOSBoot.Start+first*sectorSize : l.BIOSBoot.Start+(first+n)*sectorSize]
-	cfg := strings.TrimRight(string(area), "\n")
-	if !strings.Contains(cfg, "'root=UUID="+d.res.IDs.RootFS+"'") || len(strings.Trim(string(area[len(cfg):]), "\n")) != 0 {
-		t.Fatalf("the BIOS stub's blocklist holds no grub.cfg for this root padded with newlines:\n%q", area[:min(len(area), 400)])
+	cfg := grubConfig("i386-pc", d.res.IDs.RootFS, d.res.Boot, nil)
+	if want := cfg + strings.Repeat("\n", len(area)-len(cfg)); string(area) != want || !strings.Contains(cfg, "'root=UUID="+d.res.IDs.RootFS+"'") {
+		t.Fatalf("the BIOS stub's blocklist does not hold this disk's grub.cfg padded with newlines:\n%q", area[:min(len(area), 400)])
+	}
+	// GRUB 2.12 leaves $cmdpath empty under BIOS: the disk is then hd0.
+	if !strings.Contains(grubStub("i386-pc"), "set c2vm_disk=hd0\nregexp --set=1:c2vm_disk ") {
+		t.Errorf("the BIOS stub has no hd0 to fall back on:\n%s", grubStub("i386-pc"))
 	}
 	// core.img ends before the configuration.
 	if bytes.Count(img[l.BIOSBoot.Start+first*sectorSize-sectorSize:l.BIOSBoot.Start+first*sectorSize], []byte{0}) != sectorSize {
@@ -55,7 +59,7 @@ func TestGrubConfigOnDisk(t *testing.T) {
 		t.Fatalf("mtype: %v\n%s", err, out)
 	}
 	// The same configuration, but for the kernel's entry.
-	if strings.ReplaceAll(cfg, "linux16 ", "linux ") != strings.ReplaceAll(strings.TrimRight(string(out), "\n"), "initrd ", "initrd16 ") ||
+	if strings.ReplaceAll(cfg, "linux16 ", "linux ") != strings.ReplaceAll(string(out), "initrd ", "initrd16 ") || strings.Contains(string(out), "16 ") ||
 		!strings.Contains(cfg, "\t\tlinux16 ") || !strings.Contains(string(out), "\t\tlinux ") {
 		t.Errorf("the ESP's grub.cfg is not the BIOS one with linux for linux16:\n%s\n---\n%s", out, cfg)
 	}
@@ -118,21 +122,58 @@ func TestGrubImageCache(t *testing.T) {
 		t.Fatalf("cache holds %v", files)
 	}
 	// What the cache holds is what is used.
-	if err := os.WriteFile(files[0], []byte("planted"), 0o644); err != nil {
+	marked := append(bytes.Clone(first), "marked"...)
+	if err := os.WriteFile(files[0], marked, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if img, _ := grubImage(context.Background(), "i386-pc", scratch); string(img) != "planted" {
+	if img, _ := grubImage(context.Background(), "i386-pc", scratch); !bytes.Equal(img, marked) {
 		t.Fatalf("the cached image was not used")
 	}
+	// Not used, each making the image again: a link, a file with a second
+	// name, a file that cannot be a core.img, a file of another user's,
+	// a cache directory others may write.
+	want := int32(1)
+	refuse := func(what string) {
+		t.Helper()
+		want++
+		if img, err := grubImage(context.Background(), "i386-pc", scratch); err != nil || !bytes.Equal(img, first) || made.Load() != want {
+			t.Fatalf("%s: used (%v, grub-mkimage ran %d times, want %d)", what, err, made.Load(), want)
+		}
+	}
+	planted := filepath.Join(t.TempDir(), "planted")
+	writeImg := func(path string, b []byte) {
+		t.Helper()
+		os.Remove(path)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeImg(planted, first)
+	os.Remove(files[0])
+	if err := os.Symlink(planted, files[0]); err != nil {
+		t.Fatal(err)
+	}
+	refuse("a symlink")
+	os.Remove(files[0])
+	if err := os.Link(planted, files[0]); err != nil {
+		t.Fatal(err)
+	}
+	refuse("a hardlink")
+	writeImg(files[0], []byte("short"))
+	refuse("a 5-byte core.img")
+	if err := os.Chmod(filepath.Dir(files[0]), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	writeImg(files[0], first)
+	refuse("a world-writable cache directory")
+	os.Chmod(filepath.Dir(files[0]), 0o700)
 	if os.Geteuid() != 0 {
 		return
 	}
 	if err := os.Chown(files[0], 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if img, _ := grubImage(context.Background(), "i386-pc", scratch); string(img) == "planted" || made.Load() != 2 {
-		t.Fatalf("an image another user owns was used (grub-mkimage ran %d times)", made.Load())
-	}
+	refuse("an image another user owns")
 }
 
 var runReal = runIn

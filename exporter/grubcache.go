@@ -6,7 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,8 +66,8 @@ func startGrubImages(ctx context.Context, fw Firmware, scratch string) (wait fun
 }
 
 // grubImage returns a platform's image from the cache, or makes it and
-// caches it. A cache that cannot be read or written only costs the time to
-// make the image.
+// caches it. A cache that cannot be used only costs the time to make the
+// image.
 func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 	lib, err := grubDir(platform)
 	if err != nil {
@@ -74,19 +77,20 @@ func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 	if err != nil {
 		return nil, missingTool("grub-mkimage", err)
 	}
-	key, err := grubKey(lib, mkimage, platform)
-	if err != nil {
-		return nil, fmt.Errorf("reading GRUB for %s: %w", platform, err)
-	}
 	cached := ""
-	if dir, err := os.UserCacheDir(); err == nil {
-		cached = filepath.Join(dir, "c2vm", "grub", platform+"-"+key[:32]+".img")
-		if img := readCached(cached); img != nil {
-			return img, nil
+	if dir, ok := grubCacheDir(); ok {
+		if key, err := grubKey(lib, mkimage, platform); err == nil {
+			cached = filepath.Join(dir, platform+"-"+key[:32]+".img")
+			if img := readCached(cached); checkGrubImage(platform, img) == nil {
+				return img, nil
+			}
 		}
 	}
 	img, err := makeGrubImage(ctx, scratch, lib, platform)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkGrubImage(platform, img); err != nil {
 		return nil, err
 	}
 	if cached != "" {
@@ -95,9 +99,62 @@ func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 	return img, nil
 }
 
+// checkGrubImage rejects what cannot be a platform's image: a BIOS core.img
+// shorter than the sector c2vm patches or reaching grub.cfg, an EFI image
+// that is not a PE file.
+func checkGrubImage(platform string, img []byte) error {
+	switch {
+	case platform == "i386-pc" && (len(img) < sectorSize || int64(len(img)) > biosCfgOffset):
+		return fmt.Errorf("GRUB core.img is %d bytes: it must hold a sector and end before grub.cfg, %d bytes into the BIOS boot partition", len(img), biosCfgOffset)
+	case platform == "x86_64-efi" && (len(img) < 64 || string(img[:2]) != "MZ"):
+		return fmt.Errorf("GRUB's EFI image (%d bytes) is not a PE file", len(img))
+	}
+	return nil
+}
+
+// grubCacheDir returns the cache directory, ~/.cache/c2vm/grub (under
+// $XDG_CACHE_HOME when set), made when missing. It is used only when every
+// directory from the user's cache directory down is this user's own and
+// writable by no one else: a root run with another user's $HOME (sudo -E)
+// must not boot what that user could have put there.
+func grubCacheDir() (string, bool) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", false
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", false
+	}
+	dir := base
+	for _, d := range []string{"", "c2vm", "grub"} {
+		dir = filepath.Join(dir, d)
+		if d != "" {
+			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", false
+			}
+		}
+		if !ownDir(dir) {
+			return "", false
+		}
+	}
+	return dir, true
+}
+
+// ownDir says whether dir is a directory, not a link, of this user's that
+// no one else may write.
+func ownDir(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
 // grubKey digests what grub-mkimage reads to make a platform's image: the
-// tool itself, the platform's boot images and module list, the modules the
-// image holds with those they depend on, and what c2vm asks of it.
+// tool itself, its arguments (but the directory), the memdisk with the
+// stub, the platform's boot images and module list, and the modules the
+// image holds with those they depend on.
 func grubKey(lib, mkimage, platform string) (string, error) {
 	mods, err := moduleClosure(filepath.Join(lib, "moddep.lst"), grubModules[platform])
 	if err != nil {
@@ -111,8 +168,13 @@ func grubKey(lib, mkimage, platform string) (string, error) {
 	for _, m := range mods {
 		files = append(files, filepath.Join(lib, m+".mod"))
 	}
+	memdisk, err := memdiskTar(grubStub(platform))
+	if err != nil {
+		return "", err
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00", grubCacheVersion, platform, grubModules[platform], grubStub(platform))
+	fmt.Fprintf(h, "%s\x00%q\x00%d\x00", grubCacheVersion, mkimageArgs(platform), len(memdisk))
+	h.Write(memdisk)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -161,34 +223,40 @@ func moduleClosure(moddep string, names []string) ([]string, error) {
 	return out, nil
 }
 
-// readCached returns a cached image, or nil when there is none this user
-// wrote: an image another user could have put there is not booted.
+// readCached returns a cached image, or nil: the file is opened without
+// following a link and checked as opened, a regular file of this user's
+// with one name and a sane size.
 func readCached(path string) []byte {
-	fi, err := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxGrubImage {
 		return nil
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() || st.Nlink != 1 {
 		return nil
 	}
-	img, err := os.ReadFile(path)
-	if err != nil {
+	img, err := io.ReadAll(io.LimitReader(f, maxGrubImage))
+	if err != nil || int64(len(img)) != fi.Size() {
 		return nil
 	}
 	return img
 }
 
-// writeCached stores an image under a temporary name and renames it, so a
-// reader sees all of it or none.
+// writeCached stores an image under a temporary name, synced, and renames
+// it, so a reader sees all of it or none, even after a crash.
 func writeCached(path string, img []byte) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
 	if err != nil {
 		return
 	}
 	_, err = f.Write(img)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

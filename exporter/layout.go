@@ -18,7 +18,8 @@ const (
 	sectorSize   = 512
 	biosBootSize = 1 * mib
 	// espSize holds FAT32's minimum of 65525 one-sector clusters plus its
-	// FATs, with room to spare; the ESP only carries GRUB's EFI image.
+	// FATs, with room to spare; the ESP only carries GRUB's EFI image and
+	// the disk's grub.cfg.
 	espSize = 40 * mib
 )
 

@@ -29,6 +29,10 @@ func grubDir(platform string) (string, error) {
 	if os.Getenv("C2VM_GRUB_LIB") == "" {
 		d = filepath.Join("/usr/lib/grub", platform)
 	}
+	// Absolute: grub-mkimage runs in a scratch directory.
+	if abs, err := filepath.Abs(d); err == nil {
+		d = abs
+	}
 	if _, err := os.Stat(filepath.Join(d, "kernel.img")); err != nil {
 		return "", &MissingToolError{Tool: "GRUB for " + platform, Package: grubPlatforms[platform]}
 	}
