@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix
+.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix
 
 all: build
 
@@ -19,6 +19,12 @@ build:
 deps:
 	./hack/deps
 
+# The set-up a new machine meets: every package hack/deps names still has a
+# candidate in the archive, a missing one stops hack/deps before it installs
+# anything, the Ubuntu archive key and the tool pins are checked.
+setup-test:
+	$(GO) test -tags setup -count=1 -v ./test/setup/
+
 # The cached debootstrap tree the boot tests and the demo use.
 fixture: deps
 	./hack/fixture-tree >/dev/null
@@ -28,6 +34,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags boot ./test/boot/
 	$(GO) vet -tags world ./test/world/
+	$(GO) vet -tags setup ./test/setup/
 	for f in hack/deps hack/fixture-tree hack/tools hack/fuzz bench/pipeline2021.sh; do sh -n $$f || exit 1; done
 	for f in hack/testenv hack/world-test hack/demo hack/examples-test; do bash -n $$f || exit 1; done
 
@@ -66,7 +73,7 @@ bench: fixture
 bench-smoke: deps
 	$(GO) run ./bench -smoke -out $${TMPDIR:-/tmp}/c2vm-bench-smoke.md
 
-test: vet unit fuzz-check bench-smoke boot-test world-test
+test: setup-test vet unit fuzz-check bench-smoke boot-test world-test
 
 # The examples (basic, devbox, devbox-ui) built with buildx and booted, as
 # their READMEs say; not part of make test (one to two hours, several GB).

@@ -1,4 +1,8 @@
-# Shared helpers for hack/ scripts. Sourced, not run.
+# Shared helpers for hack/ scripts. Sourced, not run, by scripts in hack/.
+
+# The scripts' own directory, so helpers find hack/keys from any working
+# directory.
+hack_dir=$(cd "$(dirname "$0")" && pwd)
 
 # One cache directory for everything heavy (debootstrap trees, Go builds of
 # test tools) so a warm machine is fast and a cold one still works.
@@ -11,4 +15,30 @@ debian_mirror() {
 	[ -n "$m" ] || m=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
 	[ -n "$m" ] || { echo "no Debian mirror found in apt sources" >&2; return 1; }
 	echo "$m"
+}
+
+# ubuntu_keyring prints the path of the Ubuntu archive keyring kept in
+# hack/keys after checking that the file has the SHA-256 written beside it
+# and that its primary keys are exactly the fingerprints written there, so
+# a changed file is never trusted.
+ubuntu_keyring() {
+	kr=$hack_dir/keys/ubuntu-archive-keyring.gpg
+	list=${kr%.gpg}.fingerprints
+	want=$(grep -v -e '^#' -e '^sha256 ' "$list" | awk 'NF {print $1}' | sort)
+	sum=$(awk '$1=="sha256" {print $2}' "$list")
+	if [ -z "$sum" ] || [ "$(sha256sum <"$kr" | cut -d' ' -f1)" != "$sum" ]; then
+		echo "hack/keys/ubuntu-archive-keyring.gpg does not have the SHA-256 written in ubuntu-archive-keyring.fingerprints; fix: restore both files from git, or refresh them as that file describes" >&2
+		return 1
+	fi
+	# A throwaway GNUPGHOME: --show-keys reads the file and never touches
+	# the user's own keyring.
+	gh=$(mktemp -d)
+	have=$(GNUPGHOME=$gh gpg --batch --show-keys --with-colons "$kr" 2>/dev/null |
+		awk -F: '$1=="pub"{p=1; next} $1=="fpr" && p {print $10; p=0}' | sort)
+	rm -rf "$gh"
+	if [ -z "$have" ] || [ "$have" != "$want" ]; then
+		echo "hack/keys/ubuntu-archive-keyring.gpg does not hold exactly the keys in ubuntu-archive-keyring.fingerprints; fix: restore both files from git, or refresh them as that file describes" >&2
+		return 1
+	fi
+	echo "$kr"
 }
