@@ -76,3 +76,29 @@ func TestCloudInitSeed(t *testing.T) {
 		t.Errorf("seed drive missing: %q %v", args, err)
 	}
 }
+
+// A c2vm.json from elsewhere must not put words into the printed ssh
+// command: its sshUser is checked as a login name before anything runs.
+func TestSSHUserFromMetaChecked(t *testing.T) {
+	dir := t.TempDir()
+	disk := mbrDisk(t, dir, 1<<20)
+	meta := `{"mode":"system","firmware":"hybrid","sshUser":"x -oProxyCommand=touch${IFS}pwned -l root"}`
+	os.WriteFile(filepath.Join(dir, "c2vm.json"), []byte(meta), 0o644)
+	p, err := prepare(context.Background(), Options{Disk: disk, Accel: "tcg", SSH: true, DiskSize: "keep"})
+	if p != nil {
+		os.RemoveAll(p.work)
+	}
+	if err == nil || !strings.Contains(err.Error(), "is not a login name") || !strings.Contains(err.Error(), "fix: repair or remove") {
+		t.Fatalf("want the sshUser refused, got %v", err)
+	}
+	for _, bad := range []string{`{"mode":"kernel"}`, `{"firmware":"coreboot"}`, `{"sshUser":"Root"}`} {
+		os.WriteFile(filepath.Join(dir, "c2vm.json"), []byte(bad), 0o644)
+		if _, err := diskmeta.ForDisk(disk); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "c2vm.json"), []byte(`{"mode":"app","firmware":"uefi","sshUser":"vm-user_1"}`), 0o644)
+	if m, err := diskmeta.ForDisk(disk); err != nil || m.SSHUser != "vm-user_1" {
+		t.Errorf("a good file: %+v %v", m, err)
+	}
+}

@@ -26,7 +26,11 @@ func hasPair(args []string, flag, value string) bool {
 
 func testPlan(t *testing.T, o Options) *plan {
 	work := t.TempDir()
-	return &plan{o: withDefaults(o), work: work, qmp: filepath.Join(work, "qmp.sock")}
+	format := "raw"
+	if strings.HasSuffix(o.Disk, ".qcow2") {
+		format = "qcow2"
+	}
+	return &plan{o: withDefaults(o), work: work, qmp: filepath.Join(work, "qmp.sock"), image: diskImage{Format: format}}
 }
 
 func TestQEMUArgsDefaults(t *testing.T) {
@@ -105,17 +109,6 @@ func TestQEMUArgsUEFI(t *testing.T) {
 	}
 }
 
-func TestDiskFormat(t *testing.T) {
-	for name, want := range map[string]string{
-		"linux.img": "raw", "disk": "raw", "x.raw": "raw", "linux.qcow2": "qcow2", "L.QCOW2": "qcow2",
-		"linux.vmdk": "vmdk", "linux.vhdx": "vhdx", "linux.vdi": "vdi", "linux.vhd": "vpc",
-	} {
-		if got := diskFormat(name); got != want {
-			t.Errorf("%s: %s, want %s", name, got, want)
-		}
-	}
-}
-
 func TestCheckDisk(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := checkDisk(filepath.Join(dir, "none.img"), false); err == nil || !strings.Contains(err.Error(), "no such file") {
@@ -144,8 +137,12 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a,b")
 	os.Mkdir(dir, 0o755)
 	disk := filepath.Join(dir, "linux.qcow2")
-	if b, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img create: %v %s", err, b)
+	raw := filepath.Join(t.TempDir(), "mbr.img")
+	mbr := make([]byte, 64<<20)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	os.WriteFile(raw, mbr, 0o644)
+	if b, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, disk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v %s", err, b)
 	}
 	port := freePort(t)
 	userQMP := filepath.Join(t.TempDir(), "user.sock")

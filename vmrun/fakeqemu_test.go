@@ -143,7 +143,10 @@ func fakeRun(t *testing.T, mode, console, meta string) Options {
 	t.Setenv("FAKE_CONSOLE", console)
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "linux.img")
-	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+	// An MBR's boot signature is all a disk needs to be taken for one.
+	mbr := make([]byte, 4096)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	if err := os.WriteFile(disk, mbr, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if meta != "" {

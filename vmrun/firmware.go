@@ -26,13 +26,13 @@ const (
 // 1 MiB alignment.
 const headBytes = 1 << 20
 
-// chooseFirmware resolves "auto": the partition table decides, and the
-// disk's c2vm.json only when the table cannot be read or says nothing.
-func chooseFirmware(ctx context.Context, disk, want string, meta *diskmeta.Meta) (string, error) {
+// chooseFirmware resolves "auto": the partition table in head (the disk's
+// first MiB, or readErr) decides, and the disk's c2vm.json only when the
+// table cannot be read or says nothing.
+func chooseFirmware(disk string, head []byte, readErr error, want string, meta *diskmeta.Meta) (string, error) {
 	if want == "bios" || want == "uefi" {
 		return want, nil
 	}
-	head, readErr := readHead(ctx, disk)
 	if readErr == nil {
 		if fw, ok := firmwareFromTable(head); ok {
 			return fw, nil
@@ -135,9 +135,10 @@ func allZeroBytes(b []byte) bool {
 }
 
 // readHead returns the first MiB of the disk's contents: a raw file is read
-// directly, any other format through qemu-img dd into a temporary file.
-func readHead(ctx context.Context, disk string) ([]byte, error) {
-	format := diskFormat(disk)
+// directly, any other format (read from its headers by inspectDisk, which
+// refused images that name other files) through qemu-img dd into a
+// temporary file.
+func readHead(ctx context.Context, disk, format string) ([]byte, error) {
 	if format == "raw" {
 		f, err := os.Open(disk)
 		if err != nil {
@@ -162,4 +163,15 @@ func readHead(ctx context.Context, disk string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(out)
+}
+
+// checkBootable refuses a disk whose first sector has no boot signature:
+// no MBR, no protective MBR, so no firmware can boot it, and QEMU would
+// only wait at "No bootable device".
+func checkBootable(disk string, head []byte) error {
+	if len(head) >= 512 && head[510] == 0x55 && head[511] == 0xAA {
+		return nil
+	}
+	return usererr.New(fmt.Sprintf("%s is not a bootable disk: its first sector has no partition table", disk),
+		"give a disk c2vm assemble or the c2vm frontend wrote, such as out/linux.img")
 }

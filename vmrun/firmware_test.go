@@ -82,7 +82,7 @@ func TestFirmwareFromPartitionTable(t *testing.T) {
 		for _, format := range []string{"raw", "qcow2", "vpc"} {
 			t.Run(tc.name+"/"+format, func(t *testing.T) {
 				d := converted(t, disk, format)
-				fw, err := chooseFirmware(context.Background(), d, "auto", nil)
+				fw, err := firmwareOf(context.Background(), d, "auto", nil)
 				switch {
 				case tc.want == "" && (err == nil || !strings.Contains(err.Error(), "pass --firmware bios or --firmware uefi")):
 					t.Errorf("want a cannot-tell error, got %q %v", fw, err)
@@ -116,23 +116,24 @@ func TestFirmwareFallbacks(t *testing.T) {
 	blank := filepath.Join(t.TempDir(), "linux.img")
 	os.WriteFile(blank, make([]byte, 64<<10), 0o644)
 	ctx := context.Background()
-	if _, err := chooseFirmware(ctx, blank, "", nil); err == nil || !strings.Contains(err.Error(), "fix: pass --firmware") {
+	if _, err := firmwareOf(ctx, blank, "", nil); err == nil || !strings.Contains(err.Error(), "fix: pass --firmware") {
 		t.Errorf("blank disk: %v", err)
 	}
 	// c2vm.json speaks only when the table does not.
 	for meta, want := range map[string]string{"hybrid": "bios", "bios": "bios", "uefi": "uefi"} {
-		if fw, err := chooseFirmware(ctx, blank, "auto", &diskmeta.Meta{Firmware: meta}); err != nil || fw != want {
+		if fw, err := firmwareOf(ctx, blank, "auto", &diskmeta.Meta{Firmware: meta}); err != nil || fw != want {
 			t.Errorf("c2vm.json %s: %q %v", meta, fw, err)
 		}
 	}
 	// An explicit choice reads nothing.
-	if fw, err := chooseFirmware(ctx, "/nonexistent", "uefi", nil); err != nil || fw != "uefi" {
+	if fw, err := chooseFirmware("/nonexistent", nil, nil, "uefi", nil); err != nil || fw != "uefi" {
 		t.Errorf("explicit: %q %v", fw, err)
 	}
 	// A format that cannot be read says why.
 	bad := filepath.Join(t.TempDir(), "linux.qcow2")
 	os.WriteFile(bad, []byte("not qcow2"), 0o644)
-	if _, err := chooseFirmware(ctx, bad, "auto", nil); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+	badHead, err := readHead(ctx, bad, "qcow2")
+	if _, err := chooseFirmware(bad, badHead, err, "auto", nil); err == nil || !strings.Contains(err.Error(), "cannot be read") {
 		t.Errorf("broken qcow2: %v", err)
 	}
 	// 4 KiB sectors: the header is at 4096.
@@ -181,4 +182,15 @@ func le64(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (8 * i))
 	}
+}
+
+// firmwareOf chooses the firmware as prepare does: the format from the
+// disk's headers, then its first MiB.
+func firmwareOf(ctx context.Context, disk, want string, meta *diskmeta.Meta) (string, error) {
+	img, err := inspectDisk(disk, false)
+	if err != nil {
+		return "", err
+	}
+	head, err := readHead(ctx, disk, img.Format)
+	return chooseFirmware(disk, head, err, want, meta)
 }

@@ -29,6 +29,9 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	}
 	o.Disk = disk
 	p := &plan{o: o}
+	if p.image, err = inspectDisk(disk, o.AllowExternal); err != nil {
+		return nil, err
+	}
 	if p.meta, err = diskmeta.ForDisk(disk); err != nil {
 		return nil, usererr.New(fmt.Sprintf("cannot read the disk's %s: %v", diskmeta.FileName, err),
 			"repair or remove "+filepath.Join(filepath.Dir(disk), diskmeta.FileName)+" (c2vm assemble writes it)")
@@ -49,7 +52,13 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	if accel == "tcg" {
 		accel = TCGAccel(ctx, p.qemu)
 	}
-	fw, err := chooseFirmware(ctx, disk, o.Firmware, p.meta)
+	head, headErr := readHead(ctx, disk, p.image.Format)
+	if headErr == nil {
+		if err := checkBootable(o.Disk, head); err != nil {
+			return nil, err
+		}
+	}
+	fw, err := chooseFirmware(disk, head, headErr, o.Firmware, p.meta)
 	if err != nil {
 		return nil, err
 	}

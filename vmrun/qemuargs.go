@@ -38,7 +38,7 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	args := []string{"-machine", hw.machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
 	args = append(args, "-no-reboot", "-serial", "mon:stdio")
-	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+diskFormat(o.Disk))...)
+	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+p.image.Format)...)
 	if p.seed != "" {
 		// A second disk the guest's cloud-init finds by its label.
 		args = append(args, "-drive", "file="+optValue(p.seed)+",format=raw,if=virtio,readonly=on")
@@ -125,17 +125,6 @@ func (p *plan) uefiArgs() ([]string, error) {
 // comma stands for one: a disk named "a,b.img" stays one file name instead
 // of smuggling in an option.
 func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
-
-// diskFormat tells QEMU the format from the file name.
-func diskFormat(p string) string {
-	switch ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(p), ".")); ext {
-	case "qcow2", "vmdk", "vhdx", "vdi":
-		return ext
-	case "vhd":
-		return "vpc"
-	}
-	return "raw"
-}
 
 // pickAccel chooses KVM when asked, or when it works and C2VM_ACCEL does
 // not say otherwise; TCG always works, only slower.

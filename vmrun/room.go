@@ -53,7 +53,7 @@ func (p *plan) room(ctx context.Context, want int64) (string, string, error) {
 	if want == 0 {
 		return disk, "", nil
 	}
-	format := diskFormat(disk)
+	format := p.image.Format
 	have, err := virtualSize(ctx, disk, format)
 	if err != nil || have >= want {
 		return disk, "", err

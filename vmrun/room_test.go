@@ -36,7 +36,7 @@ func TestRoom(t *testing.T) {
 	disk := filepath.Join(t.TempDir(), "linux.img")
 	os.WriteFile(disk, []byte("data"), 0o644)
 	os.Truncate(disk, 100<<20)
-	p := &plan{o: Options{Disk: disk, Snapshot: true}, work: t.TempDir()}
+	p := &plan{o: Options{Disk: disk, Snapshot: true}, work: t.TempDir(), image: diskImage{Format: "raw"}}
 	got, note, err := p.room(ctx, 1<<30)
 	if err != nil || filepath.Base(got) != "overlay.qcow2" || !strings.Contains(note, "1G disk (was 100M") {
 		t.Fatalf("snapshot: %s %q %v", got, note, err)

@@ -23,12 +23,17 @@ const DefaultStopTimeout = 30 * time.Second
 // Options say what to boot and how. The zero value of each field is its
 // default.
 type Options struct {
-	Disk     string // raw, or .qcow2 .vmdk .vhdx .vdi .vhd by its extension
+	Disk     string // raw, qcow2, vmdk, vhdx, vdi or vhd, by its headers
 	Firmware string // "auto" or "" (from the partition table), "bios", "uefi"
 	Accel    string // "auto" or "" (C2VM_ACCEL, else KVM when it works), "kvm", "tcg"
 	Memory   string // QEMU size: N with an optional K, M, G or T (bare N is MiB); 1024M
 	CPUs     int    // 2
 	Snapshot bool   // discard the guest's writes
+
+	// AllowExternal boots images that read other files (a qcow2 backing
+	// file or data file, a VMDK's extents or parent); without it they are
+	// refused, since QEMU would open whatever host file they name.
+	AllowExternal bool
 
 	// Expect makes the run succeed only if this text appears on the console
 	// (and, unless QuitOnExpect, the guest then powers off).
@@ -133,11 +138,12 @@ type plan struct {
 	work     string // temporary directory: QMP socket, UEFI variables
 	qmp      string // c2vm's own QMP socket
 	forwards []Forward
-	notes    []string // said before the boot
-	overlay  bool     // the disk is c2vm's temporary overlay: no -snapshot
-	sshLine  string   // --ssh: the command that logs in
-	seed     string   // --cloud-init: the NoCloud seed image
-	vnc      string   // --display vnc: host:port of the VNC server
+	notes    []string  // said before the boot
+	overlay  bool      // the disk is c2vm's temporary overlay: no -snapshot
+	image    diskImage // what the disk's headers say
+	sshLine  string    // --ssh: the command that logs in
+	seed     string    // --cloud-init: the NoCloud seed image
+	vnc      string    // --display vnc: host:port of the VNC server
 }
 
 // appMode tells whether the guest reports its program's exit code.

@@ -55,6 +55,7 @@ timeout or any other failure, with a message.`,
 	f.StringVar(&o.Memory, "memory", "1024M", "guest memory: N with K, M, G or T (a bare N is MiB)")
 	f.StringVar(&cpus, "cpus", "2", "guest CPUs")
 	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes to the disk")
+	f.BoolVar(&o.AllowExternal, "allow-external", false, "boot a disk that reads other files (a qcow2 backing or data file, a VMDK's extents or parent); refused by default, since QEMU would open whatever host file it names")
 	f.StringVar(&o.DiskSize, "disk-size", vmrun.DefaultDiskSize, "the least virtual size the guest's disk gets (grown sparse in place, or through an overlay with --snapshot); the root grows into it at boot; keep leaves the disk as it is")
 	f.StringVar(&o.NIC, "nic", "", "NIC model(s), comma-separated: virtio-net-pci (default), e1000, e1000e, vmxnet3, rtl8139; each on its own user network")
 	f.StringVar(&o.Machine, "machine", "q35", "QEMU machine: q35 or pc (i440FX)")

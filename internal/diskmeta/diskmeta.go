@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 )
 
 // FileName is the metadata file beside the disk files.
@@ -68,5 +69,37 @@ func ForDisk(disk string) (*Meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %v", p, err)
 	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("%s: %v", p, err)
+	}
 	return &m, nil
+}
+
+// loginName is what useradd accepts by default (NAME_REGEX): the user
+// name goes into an ssh command line that c2vm run prints for pasting.
+var loginName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// maxExposed bounds the ports c2vm run forwards from the file.
+const maxExposed = 1024
+
+// check refuses values c2vm never writes: the file may have been edited by
+// anyone the disk passed through.
+func (m *Meta) check() error {
+	switch m.Mode {
+	case "", "system", "app":
+	default:
+		return fmt.Errorf("mode %q is neither system nor app", m.Mode)
+	}
+	switch m.Firmware {
+	case "", "hybrid", "bios", "uefi":
+	default:
+		return fmt.Errorf("firmware %q is not hybrid, bios or uefi", m.Firmware)
+	}
+	if m.SSHUser != "" && !loginName.MatchString(m.SSHUser) {
+		return fmt.Errorf("sshUser %q is not a login name (lowercase letters, digits, _ and -, at most 32)", m.SSHUser)
+	}
+	if len(m.ExposedPorts) > maxExposed {
+		return fmt.Errorf("%d exposed ports; at most %d", len(m.ExposedPorts), maxExposed)
+	}
+	return nil
 }
