@@ -221,3 +221,17 @@ func hmp(t *testing.T, ctx context.Context, q *qmpClient, command string) string
 	json.Unmarshal(r, &s)
 	return s
 }
+
+// A --snapshot run that needs more room boots c2vm's qcow2 overlay, whatever
+// the disk's own format.
+func TestOverlayFormat(t *testing.T) {
+	p := testPlan(t, Options{Disk: "/w/overlay.qcow2"})
+	p.image.Format, p.overlay = "raw", true
+	args, err := p.qemuArgs("tcg", "bios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasPair(args, "-drive", "file=/w/overlay.qcow2,format=qcow2,if=virtio") {
+		t.Errorf("overlay not booted as qcow2: %q", args)
+	}
+}

@@ -38,7 +38,11 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	args := []string{"-machine", hw.machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
 	args = append(args, "-no-reboot", "-serial", "mon:stdio")
-	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+p.image.Format)...)
+	format := p.image.Format
+	if p.overlay {
+		format = "qcow2" // c2vm's own overlay, backed by the disk
+	}
+	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+format)...)
 	if p.seed != "" {
 		// A second disk the guest's cloud-init finds by its label.
 		args = append(args, "-drive", "file="+optValue(p.seed)+",format=raw,if=virtio,readonly=on")
