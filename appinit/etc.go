@@ -6,53 +6,29 @@ import (
 	"os"
 	"path"
 	"strings"
-	"syscall"
 
+	"github.com/c2vm/c2vm/internal/chroot"
 	"golang.org/x/sys/unix"
 )
 
 // ResolveInRoot resolves the absolute path p inside an image whose "/" is
-// root on this side, following symlinks as the kernel does in a chroot: an
-// absolute link starts again at root and ".." never climbs above it.
+// root on this side, as the kernel does in a chroot (internal/chroot).
 // Components from the first missing one on are kept as written. The result
 // is a path inside the image.
 func ResolveInRoot(root, p string) (string, error) {
-	resolved, rest, links := "/", strings.Split(p, "/"), 0
-	for len(rest) > 0 {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			resolved = path.Dir(resolved)
-			continue
+	return chroot.Resolve(p, func(q string) (string, bool, error) {
+		fi, err := os.Lstat(inRoot(root, q))
+		switch {
+		case os.IsNotExist(err):
+			return "", false, chroot.ErrNotExist
+		case err != nil:
+			return "", false, err
+		case fi.Mode()&os.ModeSymlink == 0:
+			return "", false, nil
 		}
-		next := path.Join(resolved, c)
-		fi, err := os.Lstat(inRoot(root, next))
-		if os.IsNotExist(err) {
-			return path.Join(append([]string{next}, rest...)...), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		if links++; links > 40 {
-			return "", &os.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
-		}
-		target, err := os.Readlink(inRoot(root, next))
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			resolved = "/"
-		}
-		rest = append(strings.Split(target, "/"), rest...)
-	}
-	return resolved, nil
+		target, err := os.Readlink(inRoot(root, q))
+		return target, err == nil, err
+	}, true)
 }
 
 // etcTarget decides where /etc/<name> of the image is overmounted. Like

@@ -173,12 +173,20 @@ func signalName(s syscall.Signal) string {
 	return fmt.Sprintf("SIGRTMIN+%d", int(s)-34)
 }
 
-// AddAppService writes c2vm-app.service and enables it.
-func AddAppService(st llb.State, unit string, o Options) llb.State {
+// AddAppService writes c2vm-app.service and enables it, and disables the
+// twins, the image's own services that run the same program.
+func AddAppService(st llb.State, unit string, twins Twins, o Options) llb.State {
 	const wants = "/etc/systemd/system/multi-user.target.wants"
 	fa := llb.Mkdir(wants, 0o755, llb.WithParents(true)).
 		Mkfile(appUnitPath, 0o644, []byte(unit)).
 		Rm(wants+"/c2vm-app.service", llb.WithAllowNotFound(true)).
 		Symlink(appUnitPath, wants+"/c2vm-app.service")
-	return st.File(fa, o.constraints("add c2vm-app.service")...)
+	name := "add c2vm-app.service"
+	for _, l := range twins.Links() {
+		fa = fa.Rm(l, llb.WithAllowNotFound(true))
+	}
+	if len(twins.Units) > 0 {
+		name += ", disable " + twins.Names()
+	}
+	return st.File(fa, o.constraints(name)...)
 }

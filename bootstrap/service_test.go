@@ -1,9 +1,12 @@
 package bootstrap
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/c2vm/c2vm/internal/llbtest"
+	"github.com/moby/buildkit/client/llb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -60,5 +63,20 @@ func TestAppUnit(t *testing.T) {
 	}
 	if u, _ := AppUnit(ocispecs.ImageConfig{User: "1000", StopSignal: "9"}, []string{"/x"}); !strings.Contains(u, "User=1000\n") || strings.Contains(u, "Group=") || !strings.Contains(u, "KillSignal=SIGKILL") {
 		t.Errorf("numeric user and signal:\n%s", u)
+	}
+}
+
+// With twins, the same step that enables c2vm-app.service removes the links
+// that enable them.
+func TestAddAppServiceDisablesTwins(t *testing.T) {
+	link := "/etc/systemd/system/multi-user.target.wants/nginx.service"
+	tw := Twins{Program: "/usr/sbin/nginx", Units: []Service{{Name: "nginx.service", Links: []string{link}}}}
+	files, removed, links := fileOps(llbtest.Ops(t, AddAppService(llb.Image("docker.io/library/x"), "[Service]\n", tw, Options{})))
+	if files[appUnitPath] != "[Service]\n" || !slices.Contains(links, "/etc/systemd/system/multi-user.target.wants/c2vm-app.service") || !slices.Contains(removed, link) {
+		t.Errorf("files %v, removed %v, links %v", files, removed, links)
+	}
+	_, removed, _ = fileOps(llbtest.Ops(t, AddAppService(llb.Image("docker.io/library/x"), "[Service]\n", Twins{}, Options{})))
+	if slices.Contains(removed, link) {
+		t.Error("a link removed without twins")
 	}
 }

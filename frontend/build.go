@@ -107,7 +107,8 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 		if platform != nil {
 			p = *platform
 		}
-		disk, err := diskFor(ctx, c, dfRes.State, dfRes.Image.Config.ImageConfig, tools, p, set, bc.CacheIDNamespace)
+		note := func(msg string) { src.Warn(ctx, msg, client.WarnOpts{}) }
+		disk, err := diskFor(ctx, c, dfRes.State, dfRes.Image.Config.ImageConfig, tools, p, set, bc.CacheIDNamespace, note)
 		if err != nil {
 			return nil, err
 		}

@@ -20,8 +20,8 @@ import (
 // diskFor turns the Dockerfile's result into the LLB of its disk: in
 // system mode made bootable (a kernel installed when it has none) and
 // configured, with the image's program as a service; in app mode as it is,
-// for c2vm's kernel and init.
-func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.ImageConfig, tools llb.State, p ocispecs.Platform, set settings, cacheNS string) (llb.State, error) {
+// for c2vm's kernel and init. note puts a line in the build log.
+func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.ImageConfig, tools llb.State, p ocispecs.Platform, set settings, cacheNS string, note func(string)) (llb.State, error) {
 	var err error
 	bo := set.bootstrap
 	bo.Arch, bo.CacheNS = p.Architecture, cacheNS
@@ -61,15 +61,9 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 		return llb.State{}, err
 	}
 	if bootstrap.WantsService(set.app, cfg) && (t.systemd || !t.ownBoot) {
-		argv, err := t.program(ctx, cfg)
-		if err != nil {
+		if rootfs, err = appService(ctx, rootfs, cfg, t, set.app, bo, note); err != nil {
 			return llb.State{}, err
 		}
-		unit, err := bootstrap.AppUnit(cfg, argv)
-		if err != nil {
-			return llb.State{}, err
-		}
-		rootfs = bootstrap.AddAppService(rootfs, unit, bo)
 	} else if set.app == bootstrap.AppService {
 		return llb.State{}, errNoSystemd
 	}

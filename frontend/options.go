@@ -28,7 +28,7 @@ var options = []Option{
 	{"C2VM_KERNEL_CMDLINE", "", "extra kernel command line arguments"},
 	{"C2VM_ROOT_PASSWORD_SECRET", "", "id of a --secret holding a crypt(3) hash for root (e.g. from mkpasswd); root stays locked without it"},
 	{"C2VM_MODE", "auto", "system (the image's kernel and init, c2vm installs them on Debian/Ubuntu), app (c2vm's kernel and init run the image's ENTRYPOINT/CMD, any image) or auto (system when possible)"},
-	{"C2VM_APP", "auto", "system mode: run ENTRYPOINT/CMD as c2vm-app.service: auto (unless it is a bare shell), service or off"},
+	{"C2VM_APP", "auto", "system mode: run ENTRYPOINT/CMD as c2vm-app.service: auto (unless it is a bare shell or a service enabled in the image runs the same program), service (always, disabling such a service) or off"},
 	{"C2VM_SSH_AUTHORIZED_KEYS", "", "OpenSSH public keys, one a line, for C2VM_USER (else root, key only); or context:NAME/PATH, a file of the build context NAME (--build-context NAME=DIR)"},
 	{"C2VM_SSH_AUTHORIZED_KEYS_SECRET", "", "id of a --secret holding more public keys, for teams that keep theirs private"},
 	{"C2VM_USER", "", "NAME[:UID]: a user with a home, in the sudo (or wheel) and docker groups, who gets the keys (system mode)"},
