@@ -140,16 +140,18 @@ func (b *build) plan() error {
 	return nil
 }
 
-// logBoot says which kernel the disk boots.
+// logBoot says which kernel the disk boots. GRUB chooses at each boot
+// (grub.go), so this is what it finds in the tree as assembled.
 func logBoot(o *Options, bf rootfs.BootFiles) {
-	switch {
-	case len(bf.Stable) > 0 && bf.Kernel != "":
-		o.logf("booting /%s (the distribution's link; now kernel %s), falling back to /%s", bf.Stable[0][0], bf.Version, bf.Kernel)
-	case len(bf.Stable) > 0:
-		o.logf("booting /%s (the distribution's link)", bf.Stable[0][0])
-	default:
-		o.logf("booting kernel %s, the newest in /boot", bf.Version)
+	now := "kernel " + bf.Version
+	if bf.Version == "" {
+		now = "the kernel they name"
 	}
+	if len(bf.Stable) > 0 {
+		o.logf("booting /%s, the distribution's link, at each boot (now %s); without it the newest kernel in /boot", bf.Stable[0][0], now)
+		return
+	}
+	o.logf("booting the newest kernel in /boot at each boot (now %s)", now)
 }
 
 // checkTools fails early, before any work, when a tool is missing.
@@ -379,7 +381,7 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 		b.access, err = acc.finish()
 	}
 	if err == nil {
-		extras := firstBootFiles(b.inv)
+		extras := append(firstBootFiles(b.inv), bootEnvFiles(b.inv)...)
 		if b.app != nil {
 			extras = b.app.files
 		}
@@ -402,7 +404,8 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 	if b.mode == ModeApp {
 		cmdline = append(append([]string{}, appCmdline...), cmdline...)
 	}
-	biosCfg := grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline)
+	follow := b.mode == ModeSystem
+	biosCfg := grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline, follow)
 	var core []byte
 	var g errgroup.Group
 	g.Go(func() error {
@@ -414,7 +417,7 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 		if b.layout.ESP == nil {
 			return nil
 		}
-		return b.writeESP(ctx, raw, imgs["x86_64-efi"], grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline))
+		return b.writeESP(ctx, raw, imgs["x86_64-efi"], grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline, follow))
 	})
 	return func() ([]byte, string, error) {
 		err := g.Wait() // before core is read

@@ -26,10 +26,10 @@ import (
 var grubModules = map[string][]string{
 	"i386-pc": {"biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
 		"configfile", "normal", "linux16", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar",
-		"gzio", "sleep", "all_video", "keystatus", "regexp"},
+		"gzio", "sleep", "all_video", "keystatus", "regexp", "loadenv"},
 	"x86_64-efi": {"part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
 		"normal", "linux", "echo", "serial", "terminal", "test", "boot", "memdisk", "tar", "gzio", "sleep",
-		"efi_gop", "efi_uga", "all_video", "keystatus"},
+		"efi_gop", "efi_uga", "all_video", "keystatus", "regexp", "loadenv"},
 }
 
 // Where a BIOS disk keeps its grub.cfg: the last 64 KiB of the BIOS boot
@@ -56,39 +56,145 @@ func grubStub(platform string) string {
 	return head + "source \"$cmdpath/grub.cfg\"\n"
 }
 
-// grubConfig boots the distro's stable kernel symlinks when they exist, so a
-// kernel upgraded inside the guest boots next time, and otherwise the newest
-// versioned kernel found at assembly. Every path and argument is quoted for
-// GRUB's script language; cmdline comes from ParseCmdline, paths from
-// FindBoot (validated names) or from c2vm itself.
+// grubConfig is a disk's grub.cfg. Every path and argument c2vm writes
+// is quoted for GRUB's script language; cmdline comes from ParseCmdline.
+//
+// A system disk (follow) decides what to boot at each boot, from what the
+// guest holds then: the distribution's kernel links (Debian's /vmlinuz and
+// /initrd.img, Ubuntu's in /boot), else the newest /boot/vmlinuz-VERSION
+// with an initramfs, by modification time. So a kernel installed or
+// removed inside the guest needs no boot loader update. The menu also
+// offers the previous kernel (the .old links). An app disk boots c2vm's
+// kernel, bf.Kernel.
+//
+// The guest's /etc/c2vm/boot.env, a GRUB environment block, may add words
+// to the command line (c2vm_cmdline) and show the menu for some seconds
+// (c2vm_menu); load_env takes only those two names from it.
 //
 // The script boots straight away and never enters GRUB's menu: the menu
 // machinery, even hidden with timeout=0, redraws the firmware's console,
 // which cost about 3 s of every UEFI boot under emulation (GRUB 2.12 and
 // OVMF, docs/fast-loop.md). The menu appears when Shift is held as GRUB
-// starts, or after the kernel or initramfs could not be loaded (the error
-// stays on screen for 10 s first), so the command line can be edited on
-// the VM's screen: the menu entry holds the linux and initrd commands
-// themselves, not a call.
+// starts, when boot.env asks for it, or after the kernel or initramfs
+// could not be loaded (the error stays on screen for 10 s first). The
+// menu's entries hold the linux and initrd commands themselves, so the
+// command line can be edited there.
 //
 // Under BIOS GRUB starts the kernel through its 16-bit entry (linux16), as
 // QEMU's -kernel does: under emulation the kernel printed its first line
 // 2–5 s sooner than through the 32-bit entry (linux), which UEFI uses.
-// c2vm left linux16 for a day after BIOS guests started that way crashed;
-// the crashes came under both entries and were most likely QEMU 7.2's
-// multi-threaded TCG, which c2vm run no longer uses (docs/fast-loop.md).
-func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string) string {
+func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string, follow bool) string {
 	args := append([]string{"root=UUID=" + rootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, cmdline...)
 	for i, a := range args {
 		args[i] = grubQuote(a)
 	}
-	load := grubLoad(bf, strings.Join(args, " "), platform == "i386-pc")
-	return fmt.Sprintf(`search --no-floppy --fs-uuid --set=root %s
-function c2vm_load {
-%s}
+	linux, initrd := "linux", "initrd"
+	if platform == "i386-pc" {
+		linux, initrd = "linux16", "initrd16"
+	}
+	load := fmt.Sprintf("\t%s \"$c2vm_k\" %s $c2vm_cmdline\n\t%s \"$c2vm_i\"\n", linux, strings.Join(args, " "), initrd)
+	var b strings.Builder
+	fmt.Fprintf(&b, grubEnvScript, grubQuote(rootUUID), grubQuote(bootEnvPath))
+	if follow {
+		b.WriteString(grubFollowScript)
+	} else {
+		fmt.Fprintf(&b, "function c2vm_pick {\n\tset c2vm_k=%s\n\tset c2vm_i=%s\n}\n", grubQuote("/"+bf.Kernel), grubQuote("/"+bf.Initrd))
+	}
+	fmt.Fprintf(&b, grubMainScript, indent(load))
+	fmt.Fprintf(&b, "menuentry 'Linux (c2vm)' {\n\tc2vm_pick\n%s}\n", load)
+	if follow {
+		fmt.Fprintf(&b, "menuentry 'Linux, previous kernel (c2vm)' {\n\tc2vm_pick_old\n%s}\n", load)
+	}
+	return b.String()
+}
+
+// bootEnvPath is the guest's file of boot settings, a GRUB environment
+// block on the root filesystem.
+const bootEnvPath = "/etc/c2vm/boot.env"
+
+// grubEnvScript finds the root and reads the guest's boot settings.
+const grubEnvScript = `search --no-floppy --fs-uuid --set=root %s
+set c2vm_cmdline=
+set c2vm_menu=
+if [ -f %[2]s ]; then
+	load_env --skip-sig --file %[2]s c2vm_cmdline c2vm_menu
+fi
+`
+
+// grubFollowScript picks a system disk's kernel at boot: c2vm_pick and
+// c2vm_pick_old set c2vm_k and c2vm_i, or fail. Loop variables differ
+// between functions because GRUB's variables are all global.
+const grubFollowScript = `function c2vm_initrd {
+	set c2vm_i=
+	for c2vm_n in "/boot/initrd.img-$1" "/boot/initrd-$1.img" "/boot/initramfs-$1.img" "/boot/initrd-$1"; do
+		if [ -z "$c2vm_i" -a -f "$c2vm_n" ]; then
+			set c2vm_i="$c2vm_n"
+		fi
+	done
+	[ -n "$c2vm_i" ]
+}
+function c2vm_newest {
+	set c2vm_k=
+	set c2vm_ki=
+	for c2vm_f in /boot/vmlinuz-*; do
+		if regexp --set=1:c2vm_v '^/boot/vmlinuz-(.+)$' "$c2vm_f"; then
+			if [ -f "$c2vm_f" ]; then
+				if c2vm_initrd "$c2vm_v"; then
+					if [ -z "$c2vm_k" ]; then
+						set c2vm_k="$c2vm_f"
+						set c2vm_ki="$c2vm_i"
+					elif [ "$c2vm_f" -nt "$c2vm_k" ]; then
+						set c2vm_k="$c2vm_f"
+						set c2vm_ki="$c2vm_i"
+					elif [ ! "$c2vm_k" -nt "$c2vm_f" -a "$c2vm_f" '>' "$c2vm_k" ]; then
+						set c2vm_k="$c2vm_f"
+						set c2vm_ki="$c2vm_i"
+					fi
+				fi
+			fi
+		fi
+	done
+	set c2vm_i="$c2vm_ki"
+	[ -n "$c2vm_k" ]
+}
+function c2vm_pick {
+	if [ -f /vmlinuz -a -f /initrd.img ]; then
+		set c2vm_k=/vmlinuz
+		set c2vm_i=/initrd.img
+	elif [ -f /boot/vmlinuz -a -f /boot/initrd.img ]; then
+		set c2vm_k=/boot/vmlinuz
+		set c2vm_i=/boot/initrd.img
+	else
+		c2vm_newest
+	fi
+}
+function c2vm_pick_old {
+	if [ -f /vmlinuz.old -a -f /initrd.img.old ]; then
+		set c2vm_k=/vmlinuz.old
+		set c2vm_i=/initrd.img.old
+	elif [ -f /boot/vmlinuz.old -a -f /boot/initrd.img.old ]; then
+		set c2vm_k=/boot/vmlinuz.old
+		set c2vm_i=/boot/initrd.img.old
+	else
+		[ -n "" ]
+	fi
+}
+`
+
+// grubMainScript boots at once, or shows the menu.
+const grubMainScript = `function c2vm_load {
+	if c2vm_pick; then
+%s	else
+		echo 'c2vm: no kernel with an initramfs was found on the root filesystem'
+		[ -n "" ]
+	fi
+}
 if keystatus --shift; then
 	set timeout_style=menu
 	set timeout=-1
+elif [ -n "$c2vm_menu" ]; then
+	set timeout_style=menu
+	set timeout="$c2vm_menu"
 else
 	if c2vm_load; then
 		boot
@@ -98,36 +204,17 @@ else
 	set timeout_style=menu
 	set timeout=-1
 fi
-menuentry "Linux (c2vm)" {
-%s}
-`, grubQuote(rootUUID), load, load)
-}
+`
 
-// grubLoad is the script that loads the kernel and initramfs: the stable
-// links when both exist, else the versioned files found at assembly. Its
-// status is the last command's, so a missing initramfs fails it too.
-func grubLoad(bf rootfs.BootFiles, kargs string, entry16 bool) string {
-	linux, initrd := "linux", "initrd"
-	if entry16 {
-		linux, initrd = "linux16", "initrd16"
-	}
-	var b strings.Builder
-	kw := "if"
-	for _, p := range bf.Stable {
-		k, i := grubQuote("/"+p[0]), grubQuote("/"+p[1])
-		fmt.Fprintf(&b, "\t%s [ -e %s -a -e %s ]; then\n\t\t%s %s %s\n\t\t%s %s\n", kw, k, i, linux, k, kargs, initrd, i)
-		kw = "elif"
-	}
-	if bf.Kernel != "" {
-		if kw == "elif" {
-			b.WriteString("\telse\n")
+// indent adds a tab before every line of s.
+func indent(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "\t" + l
 		}
-		fmt.Fprintf(&b, "\t\t%s %s %s\n\t\t%s %s\n", linux, grubQuote("/"+bf.Kernel), kargs, initrd, grubQuote("/"+bf.Initrd))
 	}
-	if kw == "elif" {
-		b.WriteString("\tfi\n")
-	}
-	return b.String()
+	return strings.Join(lines, "")
 }
 
 // memdiskTar packs a platform's grubStub as GRUB's memdisk, with fixed

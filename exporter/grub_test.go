@@ -39,7 +39,7 @@ func TestGrubConfigOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	area := img[l.BIOSBoot.Start+first*sectorSize : l.BIOSBoot.Start+(first+n)*sectorSize]
-	cfg := grubConfig("i386-pc", d.res.IDs.RootFS, d.res.Boot, nil)
+	cfg := grubConfig("i386-pc", d.res.IDs.RootFS, d.res.Boot, nil, d.res.Mode == ModeSystem)
 	if want := cfg + strings.Repeat("\n", len(area)-len(cfg)); string(area) != want || !strings.Contains(cfg, "'root=UUID="+d.res.IDs.RootFS+"'") {
 		t.Fatalf("the BIOS stub's blocklist does not hold this disk's grub.cfg padded with newlines:\n%q", area[:min(len(area), 400)])
 	}
@@ -59,7 +59,8 @@ func TestGrubConfigOnDisk(t *testing.T) {
 		t.Fatalf("mtype: %v\n%s", err, out)
 	}
 	// The same configuration, but for the kernel's entry.
-	if strings.ReplaceAll(cfg, "linux16 ", "linux ") != strings.ReplaceAll(string(out), "initrd ", "initrd16 ") || strings.Contains(string(out), "16 ") ||
+	efi := strings.NewReplacer("\tlinux16 ", "\tlinux ", "\tinitrd16 ", "\tinitrd ").Replace(cfg)
+	if efi != string(out) || strings.Contains(string(out), "16 ") ||
 		!strings.Contains(cfg, "\t\tlinux16 ") || !strings.Contains(string(out), "\t\tlinux ") {
 		t.Errorf("the ESP's grub.cfg is not the BIOS one with linux for linux16:\n%s\n---\n%s", out, cfg)
 	}
@@ -246,5 +247,41 @@ func TestGrubKey(t *testing.T) {
 	appendTo("relocator.mod")
 	if key() == base {
 		t.Error("a dependency of linux changed and the key did not")
+	}
+}
+
+// TestGrubCacheHandle: the cache is checked once and then used through the
+// opened directory, so swapping a directory on the path after the check
+// (another user's $HOME under sudo -E) redirects nothing; a linked
+// directory on the path is not used at all.
+func TestGrubCacheHandle(t *testing.T) {
+	base := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", base)
+	cache, ok := openGrubCache()
+	if !ok {
+		t.Fatal("a fresh cache directory was refused")
+	}
+	defer cache.Close()
+	grub := filepath.Join(base, "c2vm", "grub")
+	elsewhere := t.TempDir()
+	if err := os.Rename(grub, grub+".checked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, grub); err != nil {
+		t.Fatal(err)
+	}
+	writeCached(cache, "x.img", []byte("image"))
+	if b, err := os.ReadFile(filepath.Join(grub+".checked", "x.img")); err != nil || string(b) != "image" {
+		t.Errorf("not written through the opened directory: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "x.img")); err == nil {
+		t.Error("written where the swapped path points")
+	}
+	if got := readCached(cache, "x.img"); string(got) != "image" {
+		t.Errorf("read back %q", got)
+	}
+	if r, ok := openGrubCache(); ok {
+		r.Close()
+		t.Error("a cache directory that is a link was used")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -78,10 +79,12 @@ func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 		return nil, missingTool("grub-mkimage", err)
 	}
 	cached := ""
-	if dir, ok := grubCacheDir(); ok {
+	cache, ok := openGrubCache()
+	if ok {
+		defer cache.Close()
 		if key, err := grubKey(lib, mkimage, platform); err == nil {
-			cached = filepath.Join(dir, platform+"-"+key[:32]+".img")
-			if img := readCached(cached); checkGrubImage(platform, img) == nil {
+			cached = platform + "-" + key[:32] + ".img"
+			if img := readCached(cache, cached); checkGrubImage(platform, img) == nil {
 				return img, nil
 			}
 		}
@@ -94,7 +97,7 @@ func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 		return nil, err
 	}
 	if cached != "" {
-		writeCached(cached, img)
+		writeCached(cache, cached, img)
 	}
 	return img, nil
 }
@@ -112,39 +115,59 @@ func checkGrubImage(platform string, img []byte) error {
 	return nil
 }
 
-// grubCacheDir returns the cache directory, ~/.cache/c2vm/grub (under
-// $XDG_CACHE_HOME when set), made when missing. It is used only when every
-// directory from the user's cache directory down is this user's own and
-// writable by no one else: a root run with another user's $HOME (sudo -E)
-// must not boot what that user could have put there.
-func grubCacheDir() (string, bool) {
+// openGrubCache opens the cache directory, ~/.cache/c2vm/grub (under
+// $XDG_CACHE_HOME when set), made when missing, and returns a handle every
+// later use goes through. Each directory from the user's cache directory
+// down is checked as opened: this user's own, writable by no one else, and
+// not a link. A root run with another user's $HOME (sudo -E) must not
+// boot what that user could have put there, nor write where that user
+// points a swapped directory.
+func openGrubCache() (*os.Root, bool) {
 	base, err := os.UserCacheDir()
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", false
+		return nil, false
 	}
-	dir := base
+	r, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, false
+	}
 	for _, d := range []string{"", "c2vm", "grub"} {
-		dir = filepath.Join(dir, d)
 		if d != "" {
-			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return "", false
+			sub, err := openOwnSubdir(r, d)
+			r.Close()
+			if err != nil {
+				return nil, false
 			}
+			r = sub
 		}
-		if !ownDir(dir) {
-			return "", false
+		if fi, err := r.Stat("."); err != nil || !ownDir(fi) {
+			r.Close()
+			return nil, false
 		}
 	}
-	return dir, true
+	return r, true
 }
 
-// ownDir says whether dir is a directory, not a link, of this user's that
-// no one else may write.
-func ownDir(dir string) bool {
-	fi, err := os.Lstat(dir)
-	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+// openOwnSubdir makes and opens name in r, refusing a link. Only this
+// user can change r's entries (ownDir held for r), so the entry checked is
+// the one opened.
+func openOwnSubdir(r *os.Root, name string) (*os.Root, error) {
+	if err := r.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if fi, err := r.Lstat(name); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", name)
+	}
+	return r.OpenRoot(name)
+}
+
+// ownDir says whether fi is a directory of this user's that no one else
+// may write.
+func ownDir(fi fs.FileInfo) bool {
+	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
 		return false
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
@@ -223,11 +246,11 @@ func moduleClosure(moddep string, names []string) ([]string, error) {
 	return out, nil
 }
 
-// readCached returns a cached image, or nil: the file is opened without
-// following a link and checked as opened, a regular file of this user's
-// with one name and a sane size.
-func readCached(path string) []byte {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// readCached returns a cached image, or nil: the file is opened in the
+// cache without following a link and checked as opened, a regular file of
+// this user's with one name and a sane size.
+func readCached(cache *os.Root, name string) []byte {
+	f, err := cache.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}
@@ -246,10 +269,13 @@ func readCached(path string) []byte {
 	return img
 }
 
-// writeCached stores an image under a temporary name, synced, and renames
-// it, so a reader sees all of it or none, even after a crash.
-func writeCached(path string, img []byte) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+// writeCached stores an image in the cache under a temporary name, synced,
+// and renames it, so a reader sees all of it or none, even after a crash.
+func writeCached(cache *os.Root, name string, img []byte) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := ".tmp-" + hex.EncodeToString(rnd[:])
+	f, err := cache.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return
 	}
@@ -261,9 +287,9 @@ func writeCached(path string, img []byte) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = cache.Rename(tmp, name)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		cache.Remove(tmp)
 	}
 }

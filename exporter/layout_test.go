@@ -291,21 +291,33 @@ func TestGrubConfigQuotes(t *testing.T) {
 	}
 	// BIOS loads the kernel through its 16-bit entry, UEFI with linux.
 	for _, c := range []struct{ platform, linux, initrd string }{{"i386-pc", "linux16", "initrd16"}, {"x86_64-efi", "linux", "initrd"}} {
-		cfg := grubConfig(c.platform, "u-u-i-d", bf, args)
-		for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'", "if [ -e '/vmlinuz' -a -e '/initrd.img' ]",
-			c.linux + ` '/boot/vmlinuz-6.1.0-10-amd64' 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot'`,
-			"\t\t" + c.initrd + " '/initrd.img'\n", "\tfi\n"} {
+		cfg := grubConfig(c.platform, "u-u-i-d", bf, args, true)
+		for _, want := range []string{"search --no-floppy --fs-uuid --set=root 'u-u-i-d'",
+			"load_env --skip-sig --file '/etc/c2vm/boot.env' c2vm_cmdline c2vm_menu\n",
+			"if [ -f /vmlinuz -a -f /initrd.img ]", "elif [ -f /boot/vmlinuz -a -f /boot/initrd.img ]", "for c2vm_f in /boot/vmlinuz-*; do",
+			c.linux + ` "$c2vm_k" 'root=UUID=u-u-i-d' 'rw' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'foo="a b"' 'it'\''s' '$x;reboot' $c2vm_cmdline` + "\n",
+			"\t" + c.initrd + " \"$c2vm_i\"\n", "menuentry 'Linux, previous kernel (c2vm)' {\n\tc2vm_pick_old\n"} {
 			if !strings.Contains(cfg, want) {
 				t.Errorf("%s grub.cfg lacks %q:\n%s", c.platform, want, cfg)
 			}
 		}
+		// The versioned kernel found at assembly is not named: the guest
+		// may remove it.
+		if strings.Contains(cfg, "6.1.0-10") {
+			t.Errorf("%s grub.cfg names the kernel found at assembly:\n%s", c.platform, cfg)
+		}
 		// Straight to the kernel: boot comes before any menu entry exists,
-		// and the menu is kept for Shift and for a failed load.
+		// and the menu is kept for Shift, boot.env and a failed load.
 		// The menu entry holds the commands themselves, to be edited.
 		m := strings.Index(cfg, "menuentry ")
-		if b := strings.Index(cfg, "\tboot\n"); b < 0 || m < b || !strings.Contains(cfg, "keystatus --shift") || !strings.Contains(cfg[m:], c.linux+" '/vmlinuz'") {
+		if b := strings.Index(cfg, "\tboot\n"); b < 0 || m < b || !strings.Contains(cfg, "keystatus --shift") || !strings.Contains(cfg[m:], c.linux+` "$c2vm_k" `) {
 			t.Errorf("%s grub.cfg does not boot before its menu, or its menu entry is not editable:\n%s", c.platform, cfg)
 		}
+	}
+	// An app disk boots c2vm's kernel, and has no previous one.
+	app := grubConfig("x86_64-efi", "u", rootfs.BootFiles{Kernel: ".c2vm/vmlinuz", Initrd: ".c2vm/initrd.img"}, nil, false)
+	if !strings.Contains(app, "set c2vm_k='/.c2vm/vmlinuz'\n\tset c2vm_i='/.c2vm/initrd.img'\n") || strings.Contains(app, "previous") || strings.Contains(app, "vmlinuz-*") {
+		t.Errorf("app grub.cfg:\n%s", app)
 	}
 	for _, bad := range []string{"quiet\nmenuentry x {", "a\x00b", "unterminated \"quote", strings.Repeat("x", 2000)} {
 		if _, err := ParseCmdline(bad); err == nil {

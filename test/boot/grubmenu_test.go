@@ -28,7 +28,9 @@ func TestGrubMenu(t *testing.T) {
 	// (tried with GRUB 2.06 and 2.12, also Shift with another key), so
 	// under UEFI the menu comes only after a failed load; docs/fast-loop.md
 	// says so.
-	t.Run("shift-bios", func(t *testing.T) { shiftToMenu(t, disk) })
+	t.Run("shift-bios", func(t *testing.T) { shiftToMenu(t, disk, 0, "BOOT_IMAGE=/vmlinuz ") })
+	// The second entry boots the previous kernel, through the .old links.
+	t.Run("previous-bios", func(t *testing.T) { shiftToMenu(t, disk, 1, "BOOT_IMAGE=/vmlinuz.old ") })
 
 	// No kernel: the versioned file gone, the distribution's links dangle.
 	broken := filepath.Join(out, "broken.img")
@@ -60,12 +62,13 @@ func TestGrubMenu(t *testing.T) {
 	}
 }
 
-// shiftToMenu boots with Shift held until GRUB's menu shows, then presses
-// Enter, as a user editing nothing would: the entry must boot the kernel.
-func shiftToMenu(t *testing.T, disk string) {
+// shiftToMenu boots with Shift held until GRUB's menu shows, then moves
+// down to an entry and presses Enter, as a user editing nothing would: the
+// entry must boot the kernel, with want on its command line.
+func shiftToMenu(t *testing.T, disk string, down int, want string) {
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	cmd := exec.Command(c2vm, "run", "--firmware", "bios", "--snapshot", "--qmp", sock,
-		"--expect", "Linux version", "--quit-on-expect", "--timeout", "180s", disk)
+		"--expect", "Command line:", "--quit-on-expect", "--timeout", "180s", disk)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +124,19 @@ hold:
 	}
 	key("shift", false)
 	time.Sleep(500 * time.Millisecond)
+	for range down {
+		key("down", true)
+		key("down", false)
+		time.Sleep(200 * time.Millisecond)
+	}
 	key("ret", true)
 	key("ret", false)
 	<-scanned
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("Enter in GRUB's menu did not boot the kernel: %v\n%s", err, tail(console.String(), 3000))
+	}
+	if !strings.Contains(console.String(), want) {
+		t.Errorf("entry %d did not boot with %q:\n%s", down, want, tail(console.String(), 2000))
 	}
 }
 
