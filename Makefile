@@ -54,8 +54,8 @@ fuzz:
 boot-test: fixture
 	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
 
-# A Debian 12 guest upgraded to Debian 13 with apt and rebooted (about an
-# hour under emulation: it downloads the whole release).
+# A Debian 12 guest upgraded to Debian 13 with apt and rebooted (11 minutes
+# under emulation on 2026-12-05: it downloads the whole release).
 test-upgrade: fixture
 	C2VM_UPGRADE_TEST=1 C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 180m -v -run TestReleaseUpgrade ./test/boot/
 
