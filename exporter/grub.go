@@ -62,7 +62,7 @@ func grubStub(platform string) string {
 // A system disk (follow) decides what to boot at each boot, from what the
 // guest holds then: the distribution's kernel links (Debian's /vmlinuz and
 // /initrd.img, Ubuntu's in /boot), else the newest /boot/vmlinuz-VERSION
-// with an initramfs, by modification time. So a kernel installed or
+// with an initramfs (grubFollowScript). So a kernel installed or
 // removed inside the guest needs no boot loader update. The menu also
 // offers the previous kernel (the .old links). An app disk boots c2vm's
 // kernel, bf.Kernel.
@@ -96,6 +96,11 @@ func grubConfig(platform, rootUUID string, bf rootfs.BootFiles, cmdline []string
 	var b strings.Builder
 	fmt.Fprintf(&b, grubEnvScript, grubQuote(rootUUID), grubQuote(bootEnvPath))
 	if follow {
+		built := ""
+		if bf.Kernel != "" {
+			built = "/" + bf.Kernel
+		}
+		fmt.Fprintf(&b, "set c2vm_built=%s\n", grubQuote(built))
 		b.WriteString(grubFollowScript)
 	} else {
 		fmt.Fprintf(&b, "function c2vm_pick {\n\tset c2vm_k=%s\n\tset c2vm_i=%s\n}\n", grubQuote("/"+bf.Kernel), grubQuote("/"+bf.Initrd))
@@ -122,9 +127,25 @@ fi
 `
 
 // grubFollowScript picks a system disk's kernel at boot: c2vm_pick and
-// c2vm_pick_old set c2vm_k and c2vm_i, or fail. Loop variables differ
-// between functions because GRUB's variables are all global.
-const grubFollowScript = `function c2vm_initrd {
+// c2vm_pick_old set c2vm_k and c2vm_i, or fail. c2vm_newer prefers the
+// kernel modified last; between equal times (SOURCE_DATE_EPOCH gives every
+// file of the image one) the kernel newest by version at assembly,
+// c2vm_built, then the greater name. Loop variables differ between
+// functions because GRUB's variables are all global.
+const grubFollowScript = `function c2vm_newer {
+	if [ "$1" -nt "$2" ]; then
+		[ -n x ]
+	elif [ "$2" -nt "$1" ]; then
+		[ -n "" ]
+	elif [ "$2" = "$c2vm_built" ]; then
+		[ -n "" ]
+	elif [ "$1" = "$c2vm_built" ]; then
+		[ -n x ]
+	else
+		[ "$1" '>' "$2" ]
+	fi
+}
+function c2vm_initrd {
 	set c2vm_i=
 	for c2vm_n in "/boot/initrd.img-$1" "/boot/initrd-$1.img" "/boot/initramfs-$1.img" "/boot/initrd-$1"; do
 		if [ -z "$c2vm_i" -a -f "$c2vm_n" ]; then
@@ -143,10 +164,7 @@ function c2vm_newest {
 					if [ -z "$c2vm_k" ]; then
 						set c2vm_k="$c2vm_f"
 						set c2vm_ki="$c2vm_i"
-					elif [ "$c2vm_f" -nt "$c2vm_k" ]; then
-						set c2vm_k="$c2vm_f"
-						set c2vm_ki="$c2vm_i"
-					elif [ ! "$c2vm_k" -nt "$c2vm_f" -a "$c2vm_f" '>' "$c2vm_k" ]; then
+					elif c2vm_newer "$c2vm_f" "$c2vm_k"; then
 						set c2vm_k="$c2vm_f"
 						set c2vm_ki="$c2vm_i"
 					fi

@@ -167,7 +167,7 @@ func TestAssembleTwoKernels(t *testing.T) {
 		}
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if !strings.Contains(stderr, "booting kernel 6.1.0-10-amd64, the newest in /boot") {
+	if !strings.Contains(stderr, "booting the newest kernel in /boot at each boot (now kernel 6.1.0-10-amd64)") {
 		t.Errorf("the log does not name the newest kernel:\n%s", stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,51 @@ func debugfsRoot(t *testing.T, disk string, write bool, req string) string {
 		t.Fatalf("debugfs %s: %v\n%s", req, err, b)
 	}
 	return string(b)
+}
+
+// TestGrubNewestKernel: without the distribution's links GRUB boots the
+// newest kernel in /boot at each boot: the one modified last, and between
+// equal times the one newest by version at assembly.
+func TestGrubNewestKernel(t *testing.T) {
+	dir, tarball := fixture(t)
+	out := outDir(t, "out")
+	assemble(t, nil, "-o", out, tarball)
+	disk := filepath.Join(out, "linux.img")
+	var built string
+	for _, l := range strings.Fields(debugfsRoot(t, disk, false, "ls /boot")) {
+		if v, ok := strings.CutPrefix(l, "vmlinuz-"); ok {
+			built = v
+		}
+	}
+	if built == "" {
+		t.Fatal("no /boot/vmlinuz-* on the disk")
+	}
+	mtime := regexp.MustCompile(`mtime: (0x[0-9a-f]+)`).FindStringSubmatch(debugfsRoot(t, disk, false, "stat /boot/vmlinuz-"+built))
+	if mtime == nil {
+		t.Fatal("no mtime for the built kernel")
+	}
+	// A second kernel, a copy under a greater version, as old as the first.
+	const copyVer = "99.0.0-c2vm-amd64"
+	for _, req := range []string{"rm /vmlinuz", "rm /initrd.img",
+		"write " + filepath.Join(dir, "boot/vmlinuz-"+built) + " /boot/vmlinuz-" + copyVer,
+		"write " + filepath.Join(dir, "boot/initrd.img-"+built) + " /boot/initrd.img-" + copyVer,
+		"sif /boot/vmlinuz-" + copyVer + " mtime " + mtime[1]} {
+		debugfsRoot(t, disk, true, req)
+	}
+	bootImage := func(fw string) string {
+		t.Helper()
+		b, err := exec.Command(c2vm, "run", "--firmware", fw, "--snapshot", "--expect", "Command line:", "--quit-on-expect", "--timeout", "180s", disk).CombinedOutput()
+		m := regexp.MustCompile(`BOOT_IMAGE=(\S+)`).FindSubmatch(b)
+		if err != nil || m == nil {
+			t.Fatalf("no kernel command line: %v\n%s", err, tail(string(b), 2000))
+		}
+		return string(m[1])
+	}
+	if got := bootImage("uefi"); got != "/boot/vmlinuz-"+built {
+		t.Errorf("equal times: booted %s, want the kernel newest at assembly, %s", got, built)
+	}
+	debugfsRoot(t, disk, true, "sif /boot/vmlinuz-"+copyVer+" mtime 0x7f000000")
+	if got := bootImage("bios"); got != "/boot/vmlinuz-"+copyVer {
+		t.Errorf("booted %s, want the kernel modified last, %s", got, copyVer)
+	}
 }
