@@ -7,16 +7,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/c2vm/c2vm/internal/owndir"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -116,62 +115,15 @@ func checkGrubImage(platform string, img []byte) error {
 }
 
 // openGrubCache opens the cache directory, ~/.cache/c2vm/grub (under
-// $XDG_CACHE_HOME when set), made when missing, and returns a handle every
-// later use goes through. Each directory from the user's cache directory
-// down is checked as opened: this user's own, writable by no one else, and
-// not a link. A root run with another user's $HOME (sudo -E) must not
-// boot what that user could have put there, nor write where that user
-// points a swapped directory.
+// $XDG_CACHE_HOME when set), made when missing, each directory checked as
+// opened (internal/owndir); every later use goes through the handle.
 func openGrubCache() (*os.Root, bool) {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return nil, false
 	}
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return nil, false
-	}
-	r, err := os.OpenRoot(base)
-	if err != nil {
-		return nil, false
-	}
-	for _, d := range []string{"", "c2vm", "grub"} {
-		if d != "" {
-			sub, err := openOwnSubdir(r, d)
-			r.Close()
-			if err != nil {
-				return nil, false
-			}
-			r = sub
-		}
-		if fi, err := r.Stat("."); err != nil || !ownDir(fi) {
-			r.Close()
-			return nil, false
-		}
-	}
-	return r, true
-}
-
-// openOwnSubdir makes and opens name in r, refusing a link. Only this
-// user can change r's entries (ownDir held for r), so the entry checked is
-// the one opened.
-func openOwnSubdir(r *os.Root, name string) (*os.Root, error) {
-	if err := r.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
-	}
-	if fi, err := r.Lstat(name); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", name)
-	}
-	return r.OpenRoot(name)
-}
-
-// ownDir says whether fi is a directory of this user's that no one else
-// may write.
-func ownDir(fi fs.FileInfo) bool {
-	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
+	r, err := owndir.Open(base, true, "c2vm", "grub")
+	return r, err == nil
 }
 
 // grubKey digests what grub-mkimage reads to make a platform's image: the

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/hosttools"
 	"github.com/c2vm/c2vm/internal/usererr"
 )
@@ -75,65 +76,102 @@ func readFileLimited(p string, max int64) ([]byte, error) {
 		return nil, unwrapPathError(err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	return readLimited(f, max)
+}
+
+// readLimited reads all of r, refusing more than max bytes.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err == nil && int64(len(b)) > max {
 		err = fmt.Errorf("larger than %d bytes", max)
 	}
 	return b, err
 }
 
-// sshForward is the forward to the guest's port 22: one the user or the
-// image's EXPOSE already made, else a free port on 127.0.0.1.
-func sshForward(fwds []Forward) (Forward, bool, error) {
-	for _, f := range fwds {
-		if f.Guest == sshGuestPort {
-			return f, false, nil
-		}
+// forwardTo is the forward to a guest port: one the user or the image's
+// EXPOSE already made, else a free port on 127.0.0.1.
+func forwardTo(fwds []Forward, guest int) (Forward, bool, error) {
+	if f, ok := findForward(fwds, guest); ok {
+		return f, false, nil
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		return Forward{}, false, fmt.Errorf("finding a free host port for ssh: %v", err)
+		return Forward{}, false, fmt.Errorf("finding a free host port for guest port %d: %v", guest, err)
 	}
 	defer l.Close()
-	return Forward{HostIP: "127.0.0.1", Host: l.Addr().(*net.TCPAddr).Port, Guest: sshGuestPort}, true, nil
+	return Forward{HostIP: "127.0.0.1", Host: l.Addr().(*net.TCPAddr).Port, Guest: guest}, true, nil
+}
+
+// findForward is the first forward to a guest port.
+func findForward(fwds []Forward, guest int) (Forward, bool) {
+	for _, f := range fwds {
+		if f.Guest == guest {
+			return f, true
+		}
+	}
+	return Forward{}, false
+}
+
+// ensureForward adds a forward to a guest port unless one exists, and
+// returns it.
+func (p *plan) ensureForward(guest int) (Forward, error) {
+	f, added, err := forwardTo(p.forwards, guest)
+	if added {
+		p.forwards = append(p.forwards, f)
+	}
+	return f, err
 }
 
 // cloudUser finds the first user a cloud-config's users list names, for
 // the ssh command line; a guess that only shapes a hint.
 var cloudUser = regexp.MustCompile(`(?m)^\s*-\s*name:\s*["']?([a-z_][a-z0-9_-]{0,31})["']?\s*$`)
 
-// planAccess adds the ssh forward and says how to log in, or hints that
-// the disk takes keys.
+// planAccess finds whom SSH logs in as, forwards port 22 for --ssh (and
+// for a named VM whose disk has keys, so that c2vm ssh works), forwards
+// the ports to wait for, and says how to log in.
 func (p *plan) planAccess() error {
-	user := ""
 	if p.meta != nil {
-		user = p.meta.SSHUser
+		p.sshUser = p.meta.SSHUser
 	}
-	if p.o.CloudInit != "" && user == "" {
+	if p.o.CloudInit != "" && p.sshUser == "" {
 		if b, err := readFileLimited(p.o.CloudInit, maxUserData); err == nil {
 			if m := cloudUser.FindSubmatch(b); m != nil {
-				user = string(m[1])
+				p.sshUser = string(m[1])
 			}
 		}
 		if p.meta != nil && !p.meta.CloudInit {
 			p.notes = append(p.notes, "c2vm: note: this disk was built without C2VM_CLOUD_INIT=1; the seed is attached, but nothing in the guest may read it")
 		}
 	}
-	if !p.o.SSH {
-		if user != "" {
-			p.notes = append(p.notes, fmt.Sprintf("c2vm: this disk takes SSH keys for %s: add --ssh to forward a port and print the ssh command", user))
+	for _, port := range p.o.WaitPorts {
+		if _, err := p.ensureForward(port); err != nil {
+			return err
+		}
+	}
+	if !p.o.SSH && (p.sshUser == "" || p.name == "") {
+		if p.sshUser != "" {
+			p.notes = append(p.notes, fmt.Sprintf("c2vm: this disk takes SSH keys for %s: add --ssh to forward a port and print the ssh command", p.sshUser))
 		}
 		return nil
 	}
-	f, added, err := sshForward(p.forwards)
+	f, err := p.ensureForward(sshGuestPort)
 	if err != nil {
 		return err
 	}
-	if added {
-		p.forwards = append(p.forwards, f)
+	switch {
+	case !p.o.SSH:
+		p.notes = append(p.notes, fmt.Sprintf("c2vm: this disk takes SSH keys for %s: c2vm ssh %s logs in (--ssh says when its server answers)", p.sshUser, p.name))
+		return nil
+	case p.sshUser == "" && p.meta != nil && p.meta.CloudInit:
+		p.notes = append(p.notes, "c2vm: --ssh: this disk takes its users and SSH keys from cloud-init, and no --cloud-init seed gives any, so nothing lets you log in over SSH")
+		return nil
+	case p.sshUser == "" && p.meta != nil:
+		p.notes = append(p.notes, "c2vm: --ssh: this disk was built without SSH keys (its "+diskmeta.FileName+" names no sshUser), so nothing lets you log in over SSH; docs/getting-in.md says how to add keys")
+		return nil
 	}
+	user := p.sshUser
 	if user == "" {
-		user = "root"
+		user = "root" // a disk without c2vm.json: a guess
 	}
 	host := f.HostIP
 	if host == "0.0.0.0" {

@@ -2,31 +2,26 @@ package vmrun
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// How long QEMU gets to exit after SIGTERM before SIGKILL, and how often
-// the power button is pressed again while the guest has not reacted.
-var (
-	quitGrace         = 5 * time.Second
-	powerButtonRepeat = 5 * time.Second
-)
-
 type stopReason int
 
 const (
-	notStopped        stopReason = iota // QEMU exited by itself: the guest powered off, or Ctrl-a x
+	notStopped        stopReason = iota // QEMU exited by itself: the guest powered off, Ctrl-a x, or a kill
 	stoppedOnTimeout                    // Options.Timeout passed
 	stoppedOnExpect                     // QuitOnExpect and the text appeared
-	stoppedOnSignal                     // ctx was cancelled
+	stoppedOnSignal                     // ctx was cancelled, SIGHUP, or c2vm stop
 	stoppedOnKVMError                   // KVM failed and QEMU paused the guest
+	stoppedNotReady                     // a port did not answer within ReadyTimeout
 )
 
 // kvmFailure is what QEMU prints when KVM cannot go on with the guest; it
@@ -36,47 +31,81 @@ const kvmFailure = "KVM internal error"
 // outcome is what happened to one QEMU process.
 type outcome struct {
 	stop    stopReason
-	cause   error  // why ctx ended
+	cause   error  // why c2vm stopped the guest
 	hard    string // why a graceful stop ended in a hard one, if it did
+	hint    string // what may explain that
 	waitErr error  // QEMU's exit status
 	stderr  string
 	found   bool // Expect appeared
 	code    int  // the exit code the guest reported, or -1
+	quit    bool // the console ends with QEMU's words for Ctrl-a x
 }
 
 // boot starts QEMU and waits for it to exit, stopping it when the run's
 // limits say so.
 func (p *plan) boot(ctx context.Context) (*outcome, error) {
-	con := newConsole(p.o.Stdout, p.o.Expect)
+	con := newConsole(p.consoleOut(), p.o.Expect)
 	stderr := &tailBuffer{max: 16 << 10, watch: kvmFailure, hit: make(chan struct{})}
 	cmd := exec.Command(p.qemu, p.args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.o.Stdin, con, stderr
-	// QEMU must share a terminal's foreground process group to use it as
-	// the console. Without a terminal it gets its own group, so that a
-	// Ctrl-C meant for c2vm does not kill it before the power button is
-	// pressed. Either way it dies with c2vm rather than outlive it.
-	_, tty := terminalFd(p.o.Stdin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !tty, Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = stderr
+	// QEMU gets a session of its own, so that no signal meant for the
+	// terminal reaches it: on a hangup, c2vm presses the power button
+	// first. It dies with c2vm rather than outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = quitGrace
+	tty, err := attachConsole(cmd, p.o.Stdin, con)
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
+		tty.close()
 		return nil, fmt.Errorf("starting QEMU: %v", err)
 	}
+	tty.started()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	rctx, stopReadiness := context.WithCancel(ctx)
+	p.running(rctx, cmd.Process.Pid)
 	res := &outcome{}
 	res.waitErr = p.supervise(ctx, cmd.Process, con, stderr.hit, exited, res)
+	stopReadiness()
+	tty.wait()
 	con.close()
 	found, code, endsLine := con.result()
 	if !endsLine {
 		// End the console's last line, so c2vm's own message starts a line.
-		fmt.Fprintln(p.o.Stdout)
+		fmt.Fprintln(p.consoleOut())
 	}
-	res.found, res.code, res.stderr = found, code, stderr.String()
+	res.found, res.code, res.quit, res.stderr = found, code, con.quitByUser(), stderr.String()
 	if res.stop != notStopped || res.waitErr == nil {
 		// QEMU's warnings; on failure they go into the error instead.
-		fmt.Fprint(p.o.Stderr, withoutOurSignal(res.stderr))
+		if s := withoutOurSignal(res.stderr); s != "" {
+			p.say(strings.TrimSuffix(s, "\n"))
+		}
 	}
 	return res, nil
+}
+
+// consoleOut is where the guest's console goes: the caller's Stdout and
+// the VM's log; in the background, the log alone.
+func (p *plan) consoleOut() io.Writer {
+	switch {
+	case p.log == nil:
+		return p.o.Stdout
+	case p.o.background:
+		return p.log
+	}
+	return tee{p.o.Stdout, p.log}
+}
+
+// tee writes to both, whatever either does: a terminal gone must not cost
+// the log its lines.
+type tee [2]io.Writer
+
+func (t tee) Write(b []byte) (int, error) {
+	t[0].Write(b)
+	t[1].Write(b)
+	return len(b), nil
 }
 
 // supervise waits for QEMU to exit or for a reason to stop it, and returns
@@ -92,6 +121,7 @@ func (p *plan) supervise(ctx context.Context, proc *os.Process, con *console, kv
 	if p.o.QuitOnExpect {
 		found = con.foundCh
 	}
+	stopGrace := grace{p.o.StopTimeout, "--stop-timeout", "--stop-timeout 0"}
 	select {
 	case err := <-exited:
 		return err
@@ -103,105 +133,17 @@ func (p *plan) supervise(ctx context.Context, proc *os.Process, con *console, kv
 		// A guest that overran its time is taken to be stuck, and a stuck
 		// guest would not answer the power button: stop it at once.
 		res.stop = stoppedOnTimeout
+	case err := <-p.notReady:
+		res.stop, res.cause = stoppedNotReady, err
+		return p.gracefulStop(proc, exited, res, stopGrace)
 	case <-ctx.Done():
 		res.stop, res.cause = stoppedOnSignal, context.Cause(ctx)
-		return p.gracefulStop(proc, exited, res)
+		return p.gracefulStop(proc, exited, res, stopGrace)
+	case r := <-p.stopReqs:
+		res.stop, res.cause = stoppedOnSignal, errors.New(r.By)
+		return p.gracefulStop(proc, exited, res, grace{r.Timeout, r.Flag, r.AtOnce})
 	}
 	return hardStop(proc, exited)
-}
-
-// gracefulStop presses the power button and gives the guest StopTimeout to
-// power off; a second SIGINT or SIGTERM, or a broken QMP connection, cuts
-// that short.
-func (p *plan) gracefulStop(proc *os.Process, exited <-chan error, res *outcome) error {
-	if p.o.StopTimeout < 0 {
-		res.hard = "--stop-timeout is negative"
-		return hardStop(proc, exited)
-	}
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
-	fmt.Fprintf(p.o.Stderr, "\nc2vm: %v: pressing the guest's power button; waiting up to %s for it to power off (signal again to stop at once)\n",
-		res.cause, p.o.StopTimeout)
-	stop, errc, pressed := make(chan struct{}), make(chan error, 1), make(chan struct{})
-	go func() {
-		pressPowerButton(p.qmp, powerButtonRepeat, stop, errc)
-		close(pressed)
-	}()
-	defer func() {
-		close(stop)
-		<-pressed
-	}()
-	grace := time.NewTimer(p.o.StopTimeout)
-	defer grace.Stop()
-	select {
-	case err := <-exited:
-		return err
-	case <-grace.C:
-		res.hard = fmt.Sprintf("the guest did not power off within --stop-timeout %s", p.o.StopTimeout)
-	case s := <-again:
-		res.hard = fmt.Sprintf("a second %v arrived", s)
-	case err := <-errc:
-		// QEMU closes the monitor as it exits: give that a moment to show.
-		select {
-		case werr := <-exited:
-			return werr
-		case <-time.After(2 * time.Second):
-		}
-		res.hard = fmt.Sprintf("the power button could not be pressed (%v)", err)
-	}
-	return hardStop(proc, exited)
-}
-
-// pressPowerButton sends system_powerdown over c2vm's QMP socket, and again
-// every repeat until stop: a press during the firmware or early boot,
-// before anything in the guest listens for it, is lost. It returns soon
-// after stop is closed.
-func pressPowerButton(sock string, repeat time.Duration, stop <-chan struct{}, errc chan<- error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-	go func() {
-		<-stop
-		cancel()
-	}()
-	q, err := dialQMP(dctx, sock)
-	dcancel()
-	if err != nil {
-		errc <- err
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		q.Close() // ends a pending read
-	}()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := q.execute(cctx, "system_powerdown", nil)
-		ccancel()
-		if err != nil {
-			errc <- err
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(repeat):
-		}
-	}
-}
-
-// hardStop ends QEMU without the guest: on SIGTERM QEMU flushes its disk
-// caches and exits, as its quit command does; SIGKILL follows if it hangs.
-func hardStop(proc *os.Process, exited <-chan error) error {
-	proc.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		return err
-	case <-time.After(quitGrace):
-	}
-	proc.Kill()
-	return <-exited
 }
 
 // withoutOurSignal drops QEMU's note that c2vm's SIGTERM ended it.

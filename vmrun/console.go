@@ -29,8 +29,11 @@ type console struct {
 	line    []byte        // the current line, up to maxLine
 	long    bool          // the current line outgrew maxLine
 	code    int           // the last exit code reported, or -1
-	last    byte          // the last byte seen
+	end     []byte        // the last bytes seen, up to len(quitMarker)+8
 }
+
+// quitMarker is what QEMU writes on the console as Ctrl-a x quits it.
+const quitMarker = "QEMU: Terminated"
 
 func newConsole(out io.Writer, expect string) *console {
 	return &console{out: out, expect: expect, foundCh: make(chan struct{}), code: -1}
@@ -45,7 +48,10 @@ func (c *console) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.last = p[len(p)-1]
+	c.end = append(c.end, p...)
+	if keep := len(quitMarker) + 8; len(c.end) > keep {
+		c.end = c.end[len(c.end)-keep:]
+	}
 	c.scanExpect(p)
 	for _, b := range p {
 		c.scanByte(b)
@@ -112,5 +118,14 @@ func (c *console) close() {
 func (c *console) result() (found bool, code int, endsLine bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.found, c.code, c.last == 0 || c.last == '\n'
+	return c.found, c.code, len(c.end) == 0 || c.end[len(c.end)-1] == '\n'
+}
+
+// quitByUser tells whether the console ends with QEMU's words for Ctrl-a
+// x. Nothing can follow them, as QEMU exits; a guest printing them just
+// before powering off only makes its run look cut.
+func (c *console) quitByUser() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.HasSuffix(strings.TrimRight(string(c.end), "\r\n"), quitMarker)
 }

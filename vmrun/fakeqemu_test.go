@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -23,14 +24,32 @@ import (
 //
 //	console  print FAKE_CONSOLE in small pieces and "power off" (exit 0)
 //	hang     make a terminal stdin raw, print, and run until killed
-//	acpi     serve QMP; on system_powerdown print FAKE_CONSOLE and exit 0
+//	acpi     serve QMP and the forwards; on system_powerdown print
+//	         FAKE_CONSOLE and exit 0
 //	deaf     serve QMP, count presses, ignore them and SIGTERM
+//	stubborn serve QMP, count presses and ignore them
 //	fail     print an error on stderr and exit 1
 //	kvmfail  print KVM's internal error on stderr and pause forever
+//	quit     print FAKE_CONSOLE and what Ctrl-a x prints, and exit 0
+//	echo     say which terminal it has, echo what it reads until a "q"
+//	killed   print what SIGTERM from another process makes QEMU print,
+//	         and exit 0
 //
 // It writes its arguments to FAKE_ARGS when that is set, and answers
-// -version with FAKE_VERSION.
+// -version with FAKE_VERSION. Started with the argument supervise, the
+// test binary is instead the supervisor of a detached VM, whose QEMU is the
+// stand-in.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "supervise" {
+		qemuBinary, _ = filepath.Abs(os.Args[0])
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := Supervise(ctx)
+		stop()
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if mode := os.Getenv("FAKE_QEMU"); mode != "" {
 		fakeQEMU(mode)
 		return
@@ -64,7 +83,7 @@ func fakeQEMU(mode string) {
 		}
 		fmt.Println("Booting from Hard Disk...")
 		select {}
-	case "acpi", "deaf":
+	case "acpi", "deaf", "stubborn":
 		if mode == "deaf" {
 			signal.Ignore(syscall.SIGTERM)
 		}
@@ -75,6 +94,29 @@ func fakeQEMU(mode string) {
 	case "fail":
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8000-:80: Could not set up host forwarding rule 'tcp:127.0.0.1:8000-:80'")
 		os.Exit(1)
+	case "echo":
+		tty, _ := os.Readlink("/proc/self/fd/0")
+		own := ""
+		if sid, _ := unix.Getsid(0); sid == os.Getpid() {
+			own = "OWN-SESSION"
+		}
+		fmt.Printf("TTY %s %s\nREADY\n", tty, own)
+		term.MakeRaw(0)
+		b := make([]byte, 64)
+		for {
+			n, err := os.Stdin.Read(b)
+			if err != nil || strings.Contains(string(b[:n]), "q") {
+				os.Exit(0)
+			}
+			fmt.Printf("GOT %s\n", b[:n])
+		}
+	case "quit":
+		fmt.Print(text, "QEMU: Terminated\n\r")
+		os.Exit(0)
+	case "killed":
+		fmt.Print(text)
+		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: terminating on signal 15 from pid 4242 (kill)")
+		os.Exit(0)
 	}
 }
 
@@ -96,6 +138,7 @@ func serveQMP(sock string, obey bool, lastWords string) {
 	if err != nil {
 		panic(err)
 	}
+	ports := serveForwards(os.Args[1:])
 	fmt.Println("Booting from Hard Disk...")
 	presses := 0
 	for {
@@ -111,6 +154,11 @@ func serveQMP(sock string, obey bool, lastWords string) {
 			switch req.Execute {
 			case "qmp_capabilities":
 				fmt.Fprintln(c, `{"return": {}}`)
+			case "query-status":
+				fmt.Fprintln(c, `{"return": {"status": "running", "running": true}}`)
+			case "human-monitor-command":
+				b, _ := json.Marshal(map[string]string{"return": ports.usernet()})
+				fmt.Fprintf(c, "%s\n", b)
 			case "system_powerdown":
 				presses++
 				fmt.Printf("POWER BUTTON %d\n", presses)
@@ -141,6 +189,8 @@ func fakeRun(t *testing.T, mode, console, meta string) Options {
 	t.Cleanup(func() { qemuBinary = old })
 	t.Setenv("FAKE_QEMU", mode)
 	t.Setenv("FAKE_CONSOLE", console)
+	// Each test's VMs live in a state directory of its own.
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "linux.img")
 	// An MBR's boot signature is all a disk needs to be taken for one.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/hosttools"
@@ -23,76 +22,131 @@ func prepare(ctx context.Context, o Options) (*plan, error) {
 	if err := checkOptions(o); err != nil {
 		return nil, err
 	}
-	disk, err := checkDisk(o.Disk, o.Snapshot)
+	disk, fi, err := checkDisk(o.Disk, o.InPlace)
 	if err != nil {
 		return nil, err
 	}
 	o.Disk = disk
-	p := &plan{o: o}
-	if p.image, err = inspectDisk(disk, o.AllowExternal); err != nil {
-		return nil, err
-	}
-	if p.meta, err = diskmeta.ForDisk(disk); err != nil {
-		return nil, usererr.New(fmt.Sprintf("cannot read the disk's %s: %v", diskmeta.FileName, err),
-			"repair or remove "+filepath.Join(filepath.Dir(disk), diskmeta.FileName)+" (c2vm assemble writes it)")
-	}
-	if p.forwards, p.notes, err = planForwards(o.Ports, p.exposed()); err != nil {
-		return nil, err
-	}
-	if err := p.planAccess(); err != nil {
-		return nil, err
-	}
-	if p.qemu, err = hosttools.Look(qemuBinary); err != nil {
-		return nil, err
-	}
-	accel, err := pickAccel(o.Accel, p.qemu)
-	if err != nil {
-		return nil, err
-	}
-	if accel == "tcg" {
-		accel = TCGAccel(ctx, p.qemu)
-	}
-	head, headErr := readHead(ctx, disk, p.image.Format)
-	if headErr == nil {
-		if err := checkBootable(o.Disk, head); err != nil {
+	if o.QMP != "" {
+		// QEMU binds it while c2vm runs elsewhere: make it absolute.
+		if o.QMP, err = filepath.Abs(o.QMP); err != nil {
 			return nil, err
 		}
 	}
-	fw, err := chooseFirmware(disk, head, headErr, o.Firmware, p.meta)
-	if err != nil {
+	p := &plan{o: o, id: identityOf(fi), name: o.Name, stopReqs: make(chan stopRequest, 8), notReady: make(chan error, 1)}
+	if p.name == "" && (!o.Snapshot && !o.InPlace || o.background) {
+		p.name = derivedName(disk)
+	}
+	if err := p.inspect(ctx); err != nil {
 		return nil, err
 	}
-	if note := firmwareBusNote(fw, o.DiskBus); note != "" {
-		p.notes = append(p.notes, "c2vm: note: "+note)
-	}
-	if p.work, err = os.MkdirTemp("", "c2vm-run-"); err != nil {
-		return nil, err
-	}
-	p.qmp = filepath.Join(p.work, "qmp.sock")
-	if o.CloudInit != "" {
-		if p.seed, err = makeSeed(ctx, p.work, o.CloudInit); err != nil {
-			os.RemoveAll(p.work)
-			return nil, err
-		}
-	}
-	want, err := parseDiskSize(o.DiskSize)
-	if err == nil {
-		var note string
-		orig := p.o.Disk
-		if p.o.Disk, note, err = p.room(ctx, want); err == nil && note != "" {
-			p.notes = append(p.notes, "c2vm: "+note)
-			p.overlay = p.o.Disk != orig
-		}
-	}
-	if err != nil {
-		os.RemoveAll(p.work)
-		return nil, err
-	}
-	if p.args, err = p.qemuArgs(accel, fw); err != nil {
-		os.RemoveAll(p.work)
+	if err := p.setUp(ctx); err != nil {
+		p.cleanup()
 		return nil, err
 	}
 	return p, nil
+}
+
+// setUp makes the files the run needs (its temporary directory, the VM's
+// state, the cloud-init seed, the disk the guest boots) and QEMU's command
+// line.
+func (p *plan) setUp(ctx context.Context) error {
+	var err error
+	if p.work, err = os.MkdirTemp("", "c2vm-run-"); err != nil {
+		return err
+	}
+	p.qmp = filepath.Join(p.work, "qmp.sock")
+	p.mon = &monitor{sock: p.qmp}
+	if p.name != "" {
+		if err := p.openVM(); err != nil {
+			return err
+		}
+	}
+	if p.o.CloudInit != "" {
+		if p.seed, err = makeSeed(ctx, p.work, p.o.CloudInit); err != nil {
+			return err
+		}
+	}
+	want, err := parseDiskSize(p.o.DiskSize)
+	if err != nil {
+		return err
+	}
+	note, err := p.planDrive(ctx, want)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		p.notes = append(p.notes, note)
+	}
+	if p.args, err = p.qemuArgs(p.accel(ctx), p.firmware); err != nil {
+		return err
+	}
+	return p.recordStart()
+}
+
+// inspect reads the disk's headers, its c2vm.json and partition table,
+// and plans the forwards: everything that needs no temporary file.
+func (p *plan) inspect(ctx context.Context) error {
+	o := p.o
+	var err error
+	if p.image, err = inspectDisk(o.Disk, o.AllowExternal); err != nil {
+		return err
+	}
+	if p.meta, err = diskmeta.ForDisk(o.Disk); err != nil {
+		return usererr.New(fmt.Sprintf("cannot read the disk's %s: %v", diskmeta.FileName, err),
+			"repair or remove "+filepath.Join(filepath.Dir(o.Disk), diskmeta.FileName)+" (c2vm assemble writes it)")
+	}
+	if p.forwards, p.notes, err = planForwards(o.Ports, p.exposed()); err != nil {
+		return err
+	}
+	if err := p.planAccess(); err != nil {
+		return err
+	}
+	if p.qemu, err = hosttools.Look(qemuBinary); err != nil {
+		return err
+	}
+	if p.accelKind, err = pickAccel(o.Accel, p.qemu); err != nil {
+		return err
+	}
+	head, headErr := readHead(ctx, o.Disk, p.image.Format)
+	if headErr == nil {
+		if err := checkBootable(o.Disk, head); err != nil {
+			return err
+		}
+	}
+	if p.firmware, err = chooseFirmware(o.Disk, head, headErr, o.Firmware, p.meta); err != nil {
+		return err
+	}
+	if note := firmwareBusNote(p.firmware, o.DiskBus); note != "" {
+		p.notes = append(p.notes, "c2vm: note: "+note)
+	}
+	return nil
+}
+
+// accel is the -accel value: the accelerator inspect picked, with TCG's
+// threads chosen for this QEMU.
+func (p *plan) accel(ctx context.Context) string {
+	if p.accelKind == "tcg" {
+		return TCGAccel(ctx, p.qemu)
+	}
+	return p.accelKind
+}
+
+// cleanup releases what prepare and the run took: the QMP connection, the
+// VM's log and lock, and the temporary directory.
+func (p *plan) cleanup() {
+	if p.mon != nil {
+		p.mon.close()
+	}
+	if c, ok := p.log.(io.Closer); ok {
+		c.Close()
+	}
+	if p.vm != nil {
+		p.vm.Close()
+	}
+	if p.work != "" {
+		os.RemoveAll(p.work)
+	}
 }
 
 func withDefaults(o Options) Options {
@@ -108,6 +162,9 @@ func withDefaults(o Options) Options {
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
@@ -117,89 +174,38 @@ func withDefaults(o Options) Options {
 	return o
 }
 
-// checkOptions validates the options that need no file or tool.
-func checkOptions(o Options) error {
-	if o.QuitOnExpect && o.Expect == "" {
-		return usererr.New("--quit-on-expect needs --expect TEXT: it stops the guest when TEXT appears",
-			"add --expect TEXT (e.g. --expect 'login:'), or drop --quit-on-expect")
-	}
-	if _, err := checkHardware(o); err != nil {
-		return err
-	}
-	if _, err := parseDiskSize(o.DiskSize); err != nil {
-		return err
-	}
-	if _, err := ParseMemory(o.Memory); err != nil {
-		return err
-	}
-	if err := checkCPUs(o.CPUs); err != nil {
-		return err
-	}
-	if o.Timeout < 0 {
-		return usererr.New(fmt.Sprintf("--timeout %s is negative", o.Timeout), "give a duration such as 90s or 5m, or 0 for none")
-	}
-	switch o.Accel {
-	case "", "auto", "kvm", "tcg":
-	default:
-		return usererr.New(fmt.Sprintf("unknown accelerator %q", o.Accel), "use --accel auto, kvm or tcg")
-	}
-	switch o.Firmware {
-	case "", "auto", "bios", "uefi":
-	default:
-		return usererr.New(fmt.Sprintf("unknown firmware %q", o.Firmware), "use --firmware auto, bios or uefi")
-	}
-	for _, s := range o.Ports {
-		if _, err := ParsePort(s); err != nil {
-			return err
-		}
-	}
-	if o.QMP != "" {
-		if err := checkSocketPath(o.QMP); err != nil {
-			return err
-		}
-	}
-	switch o.Display {
-	case "", "none", "vnc", "gtk":
-	default:
-		return usererr.New(fmt.Sprintf("unknown display %q", o.Display), "use --display none, vnc or gtk")
-	}
-	if o.CloudInit != "" {
-		return checkCloudInit(o.CloudInit)
-	}
-	return nil
-}
-
-// checkDisk returns the disk's absolute path: QEMU reads a relative name
-// with a colon before its first slash as a protocol ("nbd:…", "json:…").
-func checkDisk(disk string, snapshot bool) (string, error) {
+// checkDisk returns the disk's absolute path, as QEMU reads a relative name
+// with a colon before its first slash as a protocol ("nbd:…", "json:…"),
+// and what it is. Only a disk the guest writes must be writable.
+func checkDisk(disk string, writable bool) (string, os.FileInfo, error) {
 	if disk == "" {
-		return "", usererr.New("no disk given", "give the path of a disk c2vm assemble wrote, such as out/linux.img")
+		return "", nil, usererr.New("no disk given", "give the path of a disk c2vm assemble wrote, such as out/linux.img")
 	}
 	abs, err := filepath.Abs(disk)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return "", usererr.New(fmt.Sprintf("disk %s: %v", disk, unwrapPathError(err)), "give the path of a disk c2vm assemble wrote, such as out/linux.img")
+		return "", nil, usererr.New(fmt.Sprintf("disk %s: %v", disk, unwrapPathError(err)), "give the path of a disk c2vm assemble wrote, such as out/linux.img")
 	}
 	if !fi.Mode().IsRegular() {
-		return "", usererr.New(fmt.Sprintf("disk %s is not a regular file", disk), "give the path of a disk file c2vm assemble wrote")
+		return "", nil, usererr.New(fmt.Sprintf("disk %s is not a regular file", disk), "give the path of a disk file c2vm assemble wrote")
 	}
-	mode := os.O_RDWR
-	if snapshot {
-		mode = os.O_RDONLY
+	mode := os.O_RDONLY
+	if writable {
+		mode = os.O_RDWR
 	}
 	f, err := os.OpenFile(abs, mode, 0)
 	if err != nil {
 		fix := "make it readable by the user running c2vm"
-		if !snapshot {
-			fix = "make it writable, or add --snapshot to leave it unchanged"
+		if writable {
+			fix = "make it writable, or drop --in-place to leave it unchanged"
 		}
-		return "", usererr.New(fmt.Sprintf("cannot open disk %s: %v", disk, unwrapPathError(err)), fix)
+		return "", nil, usererr.New(fmt.Sprintf("cannot open disk %s: %v", disk, unwrapPathError(err)), fix)
 	}
 	f.Close()
-	return abs, nil
+	return abs, fi, nil
 }
 
 func unwrapPathError(err error) error {
@@ -207,24 +213,6 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// checkSocketPath refuses what a Unix socket cannot be bound at: sun_path
-// holds 107 bytes and a NUL.
-func checkSocketPath(p string) error {
-	if len(p) > 107 {
-		return usererr.New(fmt.Sprintf("QMP socket path %s is %d bytes; a Unix socket path may have at most 107", p, len(p)),
-			"use a shorter --qmp path (or a shorter TMPDIR)")
-	}
-	if strings.ContainsRune(p, 0) {
-		return usererr.New("QMP socket path has a NUL byte", "use a plain file path for --qmp")
-	}
-	// QEMU removes whatever is at the path before it binds there.
-	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket == 0 {
-		return usererr.New(fmt.Sprintf("%s exists and is not a socket: QEMU would delete it to put its QMP socket there", p),
-			"give --qmp a path where nothing but an old socket is")
-	}
-	return nil
 }
 
 // exposed is the disk's EXPOSE list unless the user turned it off.

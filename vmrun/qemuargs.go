@@ -38,11 +38,7 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	args := []string{"-machine", hw.machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
 	args = append(args, "-no-reboot", "-serial", "mon:stdio")
-	format := p.image.Format
-	if p.overlay {
-		format = "qcow2" // c2vm's own overlay, backed by the disk
-	}
-	args = append(args, hw.diskArgs("file="+optValue(o.Disk)+",format="+format)...)
+	args = append(args, hw.diskArgs("file="+optValue(p.drive)+",format="+p.driveFormat)...)
 	if p.seed != "" {
 		// A second disk the guest's cloud-init finds by its label.
 		args = append(args, "-drive", "file="+optValue(p.seed)+",format=raw,if=virtio,readonly=on")
@@ -59,9 +55,6 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	}
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
-	}
-	if o.Snapshot && !p.overlay {
-		args = append(args, "-snapshot")
 	}
 	if firmware == "uefi" {
 		fw, err := p.uefiArgs()
@@ -108,16 +101,26 @@ func qmpArgs(id, path string) []string {
 		"-mon", "chardev=" + id + ",mode=control"}
 }
 
-// uefiArgs gives OVMF a fresh copy of its variable store in the run's
-// directory, so runs neither share nor keep boot entries.
+// uefiArgs gives OVMF a variable store of the VM's own, made from the
+// firmware's template on the VM's first UEFI boot, so that boot entries
+// persist with the VM. A run that keeps nothing gets a fresh copy in its
+// temporary directory.
 func (p *plan) uefiArgs() ([]string, error) {
 	code := filepath.Join(ovmfDir, "OVMF_CODE_4M.fd")
 	vars, err := os.ReadFile(filepath.Join(ovmfDir, "OVMF_VARS_4M.fd"))
 	if _, cerr := os.Stat(code); err != nil || cerr != nil {
 		return nil, &hosttools.MissingToolError{Tool: "UEFI firmware (OVMF)", Package: "ovmf"}
 	}
-	varsCopy := filepath.Join(p.work, "OVMF_VARS.fd")
-	if err := os.WriteFile(varsCopy, vars, 0o600); err != nil {
+	varsCopy := filepath.Join(p.work, varsFile)
+	if p.vm != nil && !p.o.Snapshot {
+		varsCopy = p.vm.file(varsFile)
+		if !p.vm.regular(varsFile) {
+			err = p.vm.writeNew(varsFile, vars)
+		}
+	} else {
+		err = os.WriteFile(varsCopy, vars, 0o600)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return []string{

@@ -18,9 +18,9 @@ import (
 // Room to work. Disks are exported as small as their content (their bytes
 // cost export time), and a guest then has little free space. c2vm run
 // gives the guest a larger virtual disk, which c2vm's disks grow into at
-// boot (systemd-repart and systemd-growfs): with --snapshot through a
-// temporary overlay, otherwise by growing the disk file itself — sparse for
-// raw, qemu-img resize for the others, so no byte is written.
+// boot (systemd-repart and systemd-growfs): the overlay the guest boots is
+// made that large; with --in-place the disk file itself grows, sparse for
+// raw and through qemu-img resize for the others, so no byte is written.
 
 // DefaultDiskSize is the least virtual size a guest gets.
 const DefaultDiskSize = "8G"
@@ -46,35 +46,41 @@ func parseDiskSize(s string) (int64, error) {
 	return int64(v*unit) / (1 << 20) * (1 << 20), nil
 }
 
-// room makes the disk the guest boots at least want bytes: it returns the
-// disk to boot and a line to print, or the original disk and "".
-func (p *plan) room(ctx context.Context, want int64) (string, string, error) {
-	disk := p.o.Disk
-	if want == 0 {
-		return disk, "", nil
+// planDrive decides the file the guest boots, at least want bytes large
+// (0: as it is), and returns a line to print.
+func (p *plan) planDrive(ctx context.Context, want int64) (string, error) {
+	switch {
+	case p.o.InPlace:
+		p.drive, p.driveFormat = p.o.Disk, p.image.Format
+		note, err := p.growInPlace(ctx, want)
+		warning := fmt.Sprintf("c2vm: warning: --in-place: the guest writes %s itself. A disk booted once carries that boot's SSH host keys, machine-id and logs into every VM made from it: do not upload it as an image (run without --in-place to keep it unchanged)", p.o.Disk)
+		return strings.TrimPrefix(note+"\n"+warning, "\n"), err
+	case p.o.Snapshot:
+		return p.snapshotOverlay(ctx, want)
 	}
-	format := p.image.Format
+	return p.vmOverlay(ctx, want)
+}
+
+// growInPlace grows --in-place's disk file to want bytes when it is
+// smaller; a disk that cannot grow boots as it is.
+func (p *plan) growInPlace(ctx context.Context, want int64) (string, error) {
+	disk, format := p.o.Disk, p.image.Format
+	if want == 0 {
+		return "", nil
+	}
 	have, err := virtualSize(ctx, disk, format)
 	if err != nil || have >= want {
-		return disk, "", err
-	}
-	size := strconv.FormatInt(want, 10)
-	if p.o.Snapshot {
-		overlay := filepath.Join(p.work, "overlay.qcow2")
-		if err := hosttools.Run(ctx, nil, nil, "qemu-img", "create", "-q", "-f", "qcow2", "-b", disk, "-F", format, overlay, size); err != nil {
-			return "", "", err
-		}
-		return overlay, fmt.Sprintf("the guest sees a %s disk (was %s; --disk-size), whose writes are discarded", human(want), human(have)), nil
+		return "", err
 	}
 	if format == "raw" {
 		err = os.Truncate(disk, want)
 	} else {
-		err = hosttools.Run(ctx, nil, nil, "qemu-img", "resize", "-q", "-f", format, disk, size)
+		err = hosttools.Run(ctx, nil, nil, "qemu-img", "resize", "-q", "-f", format, disk, strconv.FormatInt(want, 10))
 	}
 	if err != nil {
-		return disk, fmt.Sprintf("could not grow %s to %s (%v); it boots at %s", filepath.Base(disk), human(want), firstLine(err.Error()), human(have)), nil
+		return fmt.Sprintf("c2vm: could not grow %s to %s (%v); it boots at %s", filepath.Base(disk), human(want), firstLine(err.Error()), human(have)), nil
 	}
-	return disk, fmt.Sprintf("grew %s from %s to %s (sparse; --disk-size keep leaves it as it is); the guest's root grows into it at boot", filepath.Base(disk), human(have), human(want)), nil
+	return fmt.Sprintf("c2vm: grew %s from %s to %s (sparse; --disk-size keep leaves it as it is); the guest's root grows into it at boot", filepath.Base(disk), human(have), human(want)), nil
 }
 
 // virtualSize asks qemu-img what size a disk has to its guest.

@@ -16,6 +16,13 @@ import (
 // openPty returns the terminal end of a new pseudo-terminal.
 func openPty(t *testing.T) *os.File {
 	t.Helper()
+	_, s := openPtyPair(t)
+	return s
+}
+
+// openPtyPair returns a new pseudo-terminal's master and terminal.
+func openPtyPair(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
@@ -33,7 +40,7 @@ func openPty(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return m, s
 }
 
 func termios(t *testing.T, f *os.File) unix.Termios {
@@ -88,6 +95,33 @@ func TestRunRestoresTerminal(t *testing.T) {
 	}
 	if !<-rawSeen {
 		t.Fatal("the stand-in did not make the terminal raw: the test proves nothing")
+	}
+	if termios(t, pty) != before {
+		t.Error("terminal left raw after the run")
+	}
+}
+
+// On a terminal, QEMU gets a terminal of its own in a session of its own,
+// and what the user types reaches it.
+func TestRelay(t *testing.T) {
+	m, pty := openPtyPair(t)
+	before := termios(t, pty)
+	o := fakeRun(t, "echo", "", "")
+	o.Stdin = pty
+	var out buffer
+	o.Stdout = &out
+	go func() {
+		out.waitFor(t, "READY")
+		m.Write([]byte("hi"))
+		out.waitFor(t, "GOT hi")
+		m.Write([]byte("q"))
+	}()
+	if err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", pty.Fd()))
+	if !strings.Contains(out.String(), "TTY /dev/pts/") || strings.Contains(out.String(), "TTY "+name+" ") || !strings.Contains(out.String(), "OWN-SESSION") {
+		t.Errorf("QEMU's terminal (the caller's is %s):\n%s", name, out.String())
 	}
 	if termios(t, pty) != before {
 		t.Error("terminal left raw after the run")

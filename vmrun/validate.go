@@ -2,6 +2,7 @@ package vmrun
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -65,4 +66,91 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkOptions validates the options that need no file or tool.
+func checkOptions(o Options) error {
+	if o.Snapshot && o.InPlace {
+		return usererr.New("--snapshot and --in-place contradict each other: one discards the guest's writes, the other writes them into the disk",
+			"keep one of them (or neither: the guest's writes then go to the VM's overlay)")
+	}
+	if o.Name != "" {
+		if err := CheckName(o.Name); err != nil {
+			return err
+		}
+	}
+	if o.QuitOnExpect && o.Expect == "" {
+		return usererr.New("--quit-on-expect needs --expect TEXT: it stops the guest when TEXT appears",
+			"add --expect TEXT (e.g. --expect 'login:'), or drop --quit-on-expect")
+	}
+	if _, err := checkHardware(o); err != nil {
+		return err
+	}
+	if _, err := parseDiskSize(o.DiskSize); err != nil {
+		return err
+	}
+	if _, err := ParseMemory(o.Memory); err != nil {
+		return err
+	}
+	if err := checkCPUs(o.CPUs); err != nil {
+		return err
+	}
+	if o.Timeout < 0 {
+		return usererr.New(fmt.Sprintf("--timeout %s is negative", o.Timeout), "give a duration such as 90s or 5m, or 0 for none")
+	}
+	if o.ReadyTimeout < 0 {
+		return usererr.New(fmt.Sprintf("--ready-timeout %s is negative", o.ReadyTimeout), "give a duration such as 90s or 5m")
+	}
+	for _, port := range o.WaitPorts {
+		if port < 1 || port > 65535 {
+			return usererr.New(fmt.Sprintf("--wait-port %d is not a port from 1 to 65535", port), "give the guest's TCP port, such as --wait-port 80")
+		}
+	}
+	switch o.Accel {
+	case "", "auto", "kvm", "tcg":
+	default:
+		return usererr.New(fmt.Sprintf("unknown accelerator %q", o.Accel), "use --accel auto, kvm or tcg")
+	}
+	switch o.Firmware {
+	case "", "auto", "bios", "uefi":
+	default:
+		return usererr.New(fmt.Sprintf("unknown firmware %q", o.Firmware), "use --firmware auto, bios or uefi")
+	}
+	for _, s := range o.Ports {
+		if _, err := ParsePort(s); err != nil {
+			return err
+		}
+	}
+	if o.QMP != "" {
+		if err := checkSocketPath(o.QMP); err != nil {
+			return err
+		}
+	}
+	switch o.Display {
+	case "", "none", "vnc", "gtk":
+	default:
+		return usererr.New(fmt.Sprintf("unknown display %q", o.Display), "use --display none, vnc or gtk")
+	}
+	if o.CloudInit != "" {
+		return checkCloudInit(o.CloudInit)
+	}
+	return nil
+}
+
+// checkSocketPath refuses what a Unix socket cannot be bound at: sun_path
+// holds 107 bytes and a NUL.
+func checkSocketPath(p string) error {
+	if len(p) > 107 {
+		return usererr.New(fmt.Sprintf("QMP socket path %s is %d bytes; a Unix socket path may have at most 107", p, len(p)),
+			"use a shorter --qmp path (or a shorter TMPDIR)")
+	}
+	if strings.ContainsRune(p, 0) {
+		return usererr.New("QMP socket path has a NUL byte", "use a plain file path for --qmp")
+	}
+	// QEMU removes whatever is at the path before it binds there.
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return usererr.New(fmt.Sprintf("%s exists and is not a socket: QEMU would delete it to put its QMP socket there", p),
+			"give --qmp a path where nothing but an old socket is")
+	}
+	return nil
 }

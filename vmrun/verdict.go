@@ -1,8 +1,11 @@
 package vmrun
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/c2vm/c2vm/internal/usererr"
 )
@@ -20,16 +23,21 @@ func (p *plan) verdict(r *outcome) error {
 	case stoppedOnKVMError:
 		return usererr.New("KVM failed to run the guest (QEMU: \""+kvmFailure+"\"; its register dump is above), so c2vm stopped QEMU",
 			"use --accel tcg or C2VM_ACCEL=tcg: KVM on this host (often a nested one) cannot run this guest")
+	case stoppedNotReady:
+		return r.cause
 	case stoppedOnSignal:
 		if r.hard != "" {
-			return usererr.New(fmt.Sprintf("stopped (%v): %s, so c2vm stopped QEMU", r.cause, r.hard),
-				"let the guest handle the ACPI power button (systemd-logind or acpid do) or give it longer with --stop-timeout")
+			return poweredOffHard(strings.TrimSpace(fmt.Sprintf("stopped (%v): %s, so c2vm stopped QEMU hard: a power cut for the guest. %s", r.cause, r.hard, r.hint)),
+				"none if you meant it; to let the guest shut down cleanly, stop it once it has booted, or give it longer (--stop-timeout, c2vm stop --timeout)")
 		}
 		if o.Expect != "" && !r.found {
 			return usererr.New(fmt.Sprintf("stopped (%v) before %q appeared on the console; the guest powered off", r.cause, o.Expect),
 				"let the run finish, or give it a --timeout instead of stopping it")
 		}
 	case notStopped:
+		if err := p.cutOff(r); err != nil {
+			return err
+		}
 		if r.waitErr != nil {
 			return qemuError(r)
 		}
@@ -52,6 +60,33 @@ func (p *plan) verdict(r *outcome) error {
 		return &ExitError{Code: r.code}
 	}
 	return nil
+}
+
+// cutOff tells a QEMU that exited without the guest powering off: quit
+// with Ctrl-a x, or ended by another process's signal.
+func (p *plan) cutOff(r *outcome) error {
+	fix := "to shut the guest down cleanly, power it off from inside, or press its power button: SIGTERM to c2vm run"
+	if p.name != "" {
+		fix += ", or c2vm stop " + p.name
+	}
+	var ee *exec.ExitError
+	switch {
+	case r.quit:
+		return poweredOffHard("QEMU was quit with Ctrl-a x: a power cut for the guest, whose last writes may be lost", fix)
+	case errors.As(r.waitErr, &ee) && signaled(ee):
+		return poweredOffHard(fmt.Sprintf("QEMU was killed (%v): a power cut for the guest, whose last writes may be lost", r.waitErr), fix)
+	}
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "terminating on signal") {
+			return poweredOffHard(fmt.Sprintf("QEMU was ended by another process (QEMU: %q): a power cut for the guest", strings.TrimSpace(l)), fix)
+		}
+	}
+	return nil
+}
+
+func signaled(ee *exec.ExitError) bool {
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 func timeoutError(o Options, found bool) error {

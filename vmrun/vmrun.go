@@ -1,16 +1,22 @@
 // Package vmrun boots a c2vm disk in QEMU with the guest's serial console on
-// the caller's terminal: what `c2vm run` does. It picks the firmware from the
-// disk's partition table, forwards ports through QEMU's user network, stops
-// the guest with the ACPI power button on SIGINT/SIGTERM (over QMP), turns an
-// app-mode guest's exit code into the run's, and puts the terminal back the
-// way it found it.
+// the caller's terminal: what `c2vm run` does. The disk itself is only read:
+// the guest boots a copy-on-write overlay kept in the VM's state directory
+// (named after the VM), so running the same disk again continues the same
+// VM. It picks the firmware from the disk's partition table, forwards ports
+// through QEMU's user network, waits for the guest's SSH server and other
+// ports to answer, stops the guest with the ACPI power button on SIGINT,
+// SIGTERM, SIGHUP or c2vm stop (over QMP), turns an app-mode guest's exit
+// code into the run's, and puts the terminal back the way it found it. A
+// named VM can also run in the background (Detach), and be listed, logged
+// into, stopped and removed by name.
 package vmrun
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/c2vm/c2vm/internal/diskmeta"
@@ -28,7 +34,16 @@ type Options struct {
 	Accel    string // "auto" or "" (C2VM_ACCEL, else KVM when it works), "kvm", "tcg"
 	Memory   string // QEMU size: N with an optional K, M, G or T (bare N is MiB); 1024M
 	CPUs     int    // 2
-	Snapshot bool   // discard the guest's writes
+
+	// Name is the VM's: its state directory, and what c2vm ls, ssh, logs,
+	// stop and rm take. "" derives one from the disk's file (see
+	// derivedName) for a run that keeps the guest's writes or runs in the
+	// background; other runs then keep nothing.
+	Name string
+	// Snapshot discards the guest's writes: the overlay is temporary.
+	Snapshot bool
+	// InPlace boots Disk itself, which the guest's writes then change.
+	InPlace bool
 
 	// AllowExternal boots images that read other files (a qcow2 backing
 	// file or data file, a VMDK's extents or parent); without it they are
@@ -45,8 +60,8 @@ type Options struct {
 	// is stopped at once and the run fails.
 	Timeout time.Duration
 	// StopTimeout is the grace period after the power button (on ctx's
-	// cancellation) before QEMU is stopped hard: 0 is DefaultStopTimeout,
-	// negative stops hard at once.
+	// cancellation or SIGHUP) before QEMU is stopped hard: 0 is
+	// DefaultStopTimeout, negative stops hard at once.
 	StopTimeout time.Duration
 
 	// Ports are forwards like docker run -p: "HOST:GUEST" (all host
@@ -57,8 +72,16 @@ type Options struct {
 	// QMP, when set, is the path of an extra QMP socket for the caller.
 	QMP string
 	// SSH forwards a free host port on 127.0.0.1 to the guest's port 22
-	// (or uses a -p or exposed forward of it) and prints the ssh command.
+	// (or uses a -p or exposed forward of it) and prints the ssh command
+	// once the guest's SSH server answers.
 	SSH bool
+	// WaitPorts are guest TCP ports to wait for (forwarded like SSH's when
+	// no forward has them): each is announced once it answers.
+	WaitPorts []int
+	// ReadyTimeout bounds the wait for SSH and WaitPorts: 0 is
+	// DefaultReadyTimeout. A port that does not answer in time fails the
+	// run, and the guest is stopped.
+	ReadyTimeout time.Duration
 	// CloudInit is a cloud-init user-data file, attached as a NoCloud seed
 	// (a FAT drive labelled CIDATA) for cloud-init in the guest.
 	CloudInit string
@@ -72,9 +95,14 @@ type Options struct {
 	// console), "vnc" (a VNC server on 127.0.0.1) or "gtk" (a window).
 	Display string
 
-	Stdin  io.Reader // the console's input; a terminal is restored at the end
-	Stdout io.Writer // the console
-	Stderr io.Writer // c2vm's notes (forwarded ports)
+	Stdin  io.Reader `json:"-"` // the console's input; a terminal is restored at the end
+	Stdout io.Writer `json:"-"` // the console
+	Stderr io.Writer `json:"-"` // c2vm's notes (forwarded ports)
+
+	// background runs the VM detached: the console only goes to its log,
+	// and ready is called once the guest runs and its ports answer.
+	background bool
+	ready      func(name string)
 }
 
 // ExitError is the exit code an app-mode guest's program ended with, as the
@@ -90,36 +118,30 @@ func (e *ExitError) Error() string {
 // Run boots o.Disk and returns once QEMU has exited. It returns nil when the
 // guest powered off by itself (or through the power button after ctx was
 // cancelled) and every expectation held: Expect appeared, and an app-mode
-// guest's program exited 0. A non-zero program exit is an *ExitError; every
-// other failure is an error for the user, mostly an *usererr.Error.
+// guest's program exited 0. A non-zero program exit is an *ExitError; a
+// guest powered off hard (QEMU quit, killed, or stopped after the grace
+// period) a *PoweredOffHard; every other failure is an error for the user,
+// mostly an *usererr.Error.
 //
-// Cancelling ctx presses the guest's power button (QMP system_powerdown) and
-// waits StopTimeout for it to power off; a second SIGINT or SIGTERM during
-// that wait stops QEMU at once.
-func Run(ctx context.Context, o Options) error {
+// Cancelling ctx, SIGHUP (a closed terminal) and c2vm stop press the
+// guest's power button (QMP system_powerdown) and wait StopTimeout for it to
+// power off; a SIGINT or SIGTERM during that wait stops QEMU at once.
+func Run(ctx context.Context, o Options) (err error) {
+	ctx, stopHangup := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stopHangup()
 	p, err := prepare(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(p.work)
+	defer p.cleanup()
+	defer func() { p.end(err) }()
 	if ctx.Err() != nil {
 		// Stopped while preparing: no guest to power off yet.
 		return context.Cause(ctx)
 	}
-	for _, n := range p.notes {
-		fmt.Fprintln(p.o.Stderr, n)
-	}
-	for _, f := range p.forwards {
-		fmt.Fprintf(p.o.Stderr, "c2vm: port %d/tcp → %s\n", f.Guest, f.hostAddr())
-	}
-	if p.sshLine != "" {
-		fmt.Fprintf(p.o.Stderr, "c2vm: log in with: %s\n", p.sshLine)
-	}
-	if p.vnc != "" {
-		fmt.Fprintf(p.o.Stderr, "c2vm: the guest's screen is on VNC at %s\n", p.vnc)
-	}
-	// Saved before QEMU starts and restored on every way out, since QEMU
-	// leaves the terminal raw when it is killed.
+	p.announce()
+	// Saved before QEMU starts and restored on every way out, since a
+	// stopped QEMU, or the relay, leaves the terminal raw.
 	restore := saveTerminal(p.o.Stdin)
 	defer restore()
 	res, err := p.boot(ctx)
@@ -129,21 +151,52 @@ func Run(ctx context.Context, o Options) error {
 	return p.verdict(res)
 }
 
+// announce says, before the boot, what the run set up.
+func (p *plan) announce() {
+	for _, n := range p.notes {
+		p.say(n)
+	}
+	for _, f := range p.forwards {
+		p.say(fmt.Sprintf("c2vm: port %d/tcp → %s", f.Guest, f.hostAddr()))
+	}
+	if p.vnc != "" {
+		p.say(fmt.Sprintf("c2vm: the guest's screen is on VNC at %s", p.vnc))
+	}
+}
+
 // plan is a validated run: everything QEMU needs, decided before it starts.
 type plan struct {
-	o        Options
-	meta     *diskmeta.Meta // nil without c2vm.json
-	qemu     string         // the binary
-	args     []string
-	work     string // temporary directory: QMP socket, UEFI variables
-	qmp      string // c2vm's own QMP socket
-	forwards []Forward
-	notes    []string  // said before the boot
-	overlay  bool      // the disk is c2vm's temporary overlay: no -snapshot
-	image    diskImage // what the disk's headers say
-	sshLine  string    // --ssh: the command that logs in
-	seed     string    // --cloud-init: the NoCloud seed image
-	vnc      string    // --display vnc: host:port of the VNC server
+	o         Options
+	meta      *diskmeta.Meta // nil without c2vm.json
+	qemu      string         // the binary
+	accelKind string         // kvm or tcg
+	args      []string
+	work      string // temporary directory: QMP socket, seed, --snapshot's overlay
+	qmp       string // c2vm's own QMP socket
+	mon       *monitor
+	forwards  []Forward
+	notes     []string  // said before the boot
+	image     diskImage // what the disk's headers say
+	id        identity  // the disk file, as the overlay was made on it
+	firmware  string
+
+	drive, driveFormat string // what the guest boots: an overlay, or with InPlace the disk
+
+	name string    // the VM's; "" for a run that keeps nothing
+	vm   *vmDir    // its state directory, locked; nil without a name
+	prev *vmState  // its state before this run
+	log  io.Writer // its console log, or nil
+	st   *vmState  // its state file, as this run keeps it
+	ctl  *control  // its control socket, while QEMU runs
+
+	sshUser string // whom --ssh and c2vm ssh log in as; "" when the disk has no keys
+	sshLine string // --ssh: the command that logs in, said once the server answers
+	seed    string // --cloud-init: the NoCloud seed image
+	vnc     string // --display vnc: host:port of the VNC server
+
+	started  time.Time        // when QEMU started
+	stopReqs chan stopRequest // from c2vm stop, through the control socket
+	notReady chan error       // a port did not answer within ReadyTimeout
 }
 
 // appMode tells whether the guest reports its program's exit code.

@@ -42,7 +42,8 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("c2vm {{.Version}}\n")
-	root.AddCommand(assembleCmd(), runCmd(), buildCmd(), guestConfigCmd(), convertCmd())
+	root.AddCommand(assembleCmd(), runCmd(), buildCmd(), guestConfigCmd(), convertCmd(),
+		lsCmd(), stopCmd(), sshCmd(), logsCmd(), rmCmd(), supervisorCmd())
 	explainUsage(root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		// c2vm run of an app-mode disk exits with the program's code.

@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	var cleanup func()
 	c2vm, cleanup = testbin.Build("/var/tmp", "../../cmd/c2vm")
 	workDir = filepath.Dir(c2vm)
+	// c2vm run keeps each VM's overlay in the state directory: one of the
+	// run's own, removed with the binary.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(workDir, "state"))
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
@@ -95,33 +98,14 @@ func assemble(t *testing.T, env []string, args ...string) string {
 // the guest printed on its C2VM-MARKER line.
 func marker(t *testing.T, disk, firmware string, flags ...string) map[string]string {
 	t.Helper()
-	return markerRun(t, disk, firmware, append([]string{"--snapshot"}, flags...)...)
+	return bootMarker(t, nil, disk, firmware, append([]string{"--snapshot"}, flags...)...)
 }
 
-// markerRun boots a disk with extra c2vm run flags (none: the guest's
-// writes stay on the disk).
+// markerRun boots a disk with extra c2vm run flags, the guest's writes
+// going into the disk itself (--in-place).
 func markerRun(t *testing.T, disk, firmware string, flags ...string) map[string]string {
 	t.Helper()
-	start := time.Now()
-	args := append([]string{"run", "--firmware", firmware, "--expect", "C2VM-MARKER", "--timeout", "300s"}, flags...)
-	cmd := exec.Command(c2vm, append(args, disk)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("boot %s (%s): %v\n%s", disk, firmware, err, tail(string(out), 3000))
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if i := strings.Index(line, "C2VM-MARKER "); i >= 0 {
-			facts := map[string]string{}
-			for _, f := range strings.Fields(line[i+len("C2VM-MARKER "):]) {
-				k, v, _ := strings.Cut(f, "=")
-				facts[k] = v
-			}
-			t.Logf("%s boot in %s: %s", firmware, time.Since(start).Round(time.Second), strings.TrimSpace(line[i:]))
-			return facts
-		}
-	}
-	t.Fatalf("no marker line in:\n%s", tail(string(out), 3000))
-	return nil
+	return bootMarker(t, nil, disk, firmware, append([]string{"--in-place"}, flags...)...)
 }
 
 func tail(s string, n int) string {

@@ -40,10 +40,12 @@ type guest struct {
 // button and returns the console.
 func bootSSH(t *testing.T, disk string, flags ...string) *guest {
 	t.Helper()
-	args := append([]string{"run", "--snapshot", "--ssh", "--memory", "2G", "--timeout", "40m"}, flags...)
+	// The ssh line comes once sshd answers: first-boot key generation and
+	// cloud-init take minutes under emulation.
+	args := append([]string{"run", "--snapshot", "--ssh", "--ready-timeout", "15m", "--memory", "2G", "--timeout", "40m"}, flags...)
 	cmd := exec.Command(c2vm, append(args, disk)...)
 	lines, wait := console(t, cmd)
-	m := regexp.MustCompile(`log in with: ssh -p (\d+) ([a-z0-9_-]+)@127\.0\.0\.1`).FindStringSubmatch(waitFor(t, lines, "log in with:", 60*time.Second))
+	m := regexp.MustCompile(`log in with: ssh -p (\d+) ([a-z0-9_-]+)@127\.0\.0\.1`).FindStringSubmatch(waitFor(t, lines, "log in with:", 15*time.Minute))
 	if m == nil {
 		t.Fatal("no ssh command line")
 	}
@@ -152,6 +154,7 @@ func TestAccessSSH(t *testing.T) {
 			t.Errorf("the first build's key still logs in: %s", out)
 		}
 		g.stop()
+		namedVMSSH(t, disk, keyB)
 	})
 	t.Run("ubuntu", func(t *testing.T) {
 		dir := writeContext(t, map[string]string{"Dockerfile": "FROM ubuntu:24.04\n"})
@@ -262,4 +265,34 @@ CMD ["/bin/sh", "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
 	}
 	// No stop: sshd ends with its own code on the power button, which c2vm
 	// run passes on; the test's cleanup ends the VM.
+}
+
+// namedVMSSH starts a disk as a named VM in the background and logs in
+// with c2vm ssh, which waits for sshd, then stops and removes the VM.
+func namedVMSSH(t *testing.T, disk, key string) {
+	t.Helper()
+	state := t.TempDir()
+	vm := func(args ...string) (string, error) {
+		cmd := exec.Command(c2vm, args...)
+		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := vm("run", "--name", "w", "--detach", "--snapshot", "--memory", "2G", disk); err != nil {
+		t.Fatalf("c2vm run --detach: %v\n%s", err, out)
+	}
+	defer vm("rm", "-f", "w")
+	if out, err := vm("ssh", "--timeout", "15m", "-i", key, "w", "id"); err != nil || !strings.Contains(out, "(dev)") {
+		logs, _ := vm("logs", "w")
+		t.Fatalf("c2vm ssh w id: %v\n%s\nconsole:\n%s", err, out, tail(logs, 3000))
+	}
+	if out, err := vm("stop", "w"); err != nil || !strings.Contains(out, "powered off") {
+		t.Errorf("c2vm stop w: %v\n%s", err, out)
+	}
+	if out, err := vm("rm", "w"); err != nil {
+		t.Errorf("c2vm rm w: %v\n%s", err, out)
+	}
+	if out, _ := vm("ls"); strings.Contains(out, "w ") {
+		t.Errorf("c2vm ls after rm:\n%s", out)
+	}
 }

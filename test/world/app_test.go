@@ -153,7 +153,8 @@ CMD ["/bin/sh", "/test.sh"]
 `})
 	disk := filepath.Join(buildDisk(t, dir, "MIRROR_HOST="+mirrorHost(t)), "linux.img")
 	qmp := filepath.Join(t.TempDir(), "qmp.sock")
-	cmd := exec.Command(c2vm, "run", "--timeout", "300s", "--qmp", qmp, disk)
+	// --in-place: the file written on SIGTERM is read back from the disk.
+	cmd := exec.Command(c2vm, "run", "--in-place", "--timeout", "300s", "--qmp", qmp, disk)
 	lines, wait := console(t, cmd)
 	waitFor(t, lines, "C2VM-BB-READY", 240*time.Second)
 	qmpCommand(t, qmp, "system_powerdown", nil)

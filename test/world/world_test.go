@@ -30,7 +30,15 @@ var c2vm string
 func TestMain(m *testing.M) {
 	var cleanup func()
 	c2vm, cleanup = testbin.Build("", "../../cmd/c2vm")
+	// c2vm run keeps each VM's overlay in the state directory: one of the
+	// run's own, removed at the end.
+	state, err := os.MkdirTemp("/var/tmp", "c2vm-world-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
 	code := m.Run()
+	os.RemoveAll(state)
 	cleanup()
 	if matrixDisk.dir != "" {
 		os.RemoveAll(matrixDisk.dir)
