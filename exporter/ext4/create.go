@@ -30,8 +30,7 @@ func (w *Writer) create(p string, f *File, data io.Reader) error {
 		if typ != sIFDIR {
 			return errors.New("the root must be a directory")
 		}
-		w.setMeta(w.inodes[rootIno-1], f, xs)
-		return nil
+		return w.update(w.inodes[rootIno-1], f, xs)
 	}
 	pino, err := w.parentDir(parent)
 	if err != nil {
@@ -39,16 +38,19 @@ func (w *Writer) create(p string, f *File, data io.Reader) error {
 	}
 	if ino, ok := w.names[nameKey{pino, name}]; ok {
 		if old := w.inodes[ino-1]; old.dir != nil && typ == sIFDIR {
-			w.setMeta(old, f, xs)
-			return nil
+			return w.update(old, f, xs)
 		}
 		return errors.New("path exists")
 	}
+	// Checked before any block is taken for the entry.
+	if err := w.inodeLeft(); err != nil {
+		return err
+	}
 	in := &inode{}
-	w.setMeta(in, f, xs)
+	w.setMeta(in, f, xs.inInode)
 	switch typ {
 	case sIFREG:
-		return w.createFile(pino, name, in, f, data)
+		return w.createFile(pino, name, in, f, data, xs.inBlock)
 	case sIFDIR:
 		in.flags = flagExtents
 		in.dir = &dirData{parent: pino}
@@ -62,13 +64,33 @@ func (w *Writer) create(p string, f *File, data io.Reader) error {
 		}
 		devNumber(&in.iblock, f.DevMajor, f.DevMinor)
 	}
-	return w.register(pino, name, p, in)
+	return w.register(pino, name, p, in, xs.inBlock)
 }
 
-// register gives a new inode its number and its name in the parent.
-func (w *Writer) register(pino uint32, name, p string, in *inode) error {
+// update gives an existing directory new metadata and xattrs; its old xattr
+// block loses a user once the new one is in hand.
+func (w *Writer) update(in *inode, f *File, xs xattrSet) error {
+	b, err := w.xattrBlockFor(xs.inBlock)
+	if err != nil {
+		return err
+	}
+	w.xb.release(in.xblock)
+	in.xblock = b
+	w.setMeta(in, f, xs.inInode)
+	return nil
+}
+
+// register gives a new inode its xattr block, its number and its name in
+// the parent.
+func (w *Writer) register(pino uint32, name, p string, in *inode, xblock []xentry) error {
+	b, err := w.xattrBlockFor(xblock)
+	if err != nil {
+		return err
+	}
+	in.xblock = b
 	ino, err := w.newInode(in)
 	if err != nil {
+		w.xb.release(b)
 		return err
 	}
 	in.links = 1
@@ -81,8 +103,8 @@ func (w *Writer) register(pino uint32, name, p string, in *inode) error {
 	return nil
 }
 
-// setMeta copies mode, owner, times and xattrs.
-func (w *Writer) setMeta(in *inode, f *File, xs xattrSet) {
+// setMeta copies mode, owner, times and the xattrs that go in the inode.
+func (w *Writer) setMeta(in *inode, f *File, inInode []xentry) {
 	in.mode = uint16(f.Mode)
 	in.uid, in.gid = f.UID, f.GID
 	mt := w.fsTime
@@ -99,7 +121,7 @@ func (w *Writer) setMeta(in *inode, f *File, xs xattrSet) {
 	in.atime = or(f.Atime)
 	in.ctime = or(f.Ctime)
 	in.crtime = or(f.Crtime)
-	in.xattrs = xs
+	in.xattrs = inInode
 }
 
 // symlink stores a target under 60 bytes in i_block (a fast symlink), a
@@ -129,7 +151,7 @@ func (w *Writer) symlink(in *inode, target string) error {
 
 // createFile checks a regular file's layout and space, then streams its
 // data. Errors after the first byte is written spoil the writer.
-func (w *Writer) createFile(pino uint32, name string, in *inode, f *File, data io.Reader) error {
+func (w *Writer) createFile(pino uint32, name string, in *inode, f *File, data io.Reader, xblock []xentry) error {
 	runs, err := dataRuns(f.Size, f.Data)
 	if err != nil {
 		return err
@@ -137,6 +159,9 @@ func (w *Writer) createFile(pino uint32, name string, in *inode, f *File, data i
 	var need, bytes uint64
 	for _, r := range runs {
 		need += r.n
+	}
+	if len(xblock) > 0 {
+		need++ // unless shared: a bound is enough here
 	}
 	if free := w.alloc.free(); need > free {
 		return fmt.Errorf("%w: file needs %d blocks, %d free", ErrNoSpace, need, free)
@@ -153,7 +178,7 @@ func (w *Writer) createFile(pino uint32, name string, in *inode, f *File, data i
 	}
 	in.flags = flagExtents
 	in.size = uint64(f.Size)
-	if err := w.register(pino, name, "", in); err != nil {
+	if err := w.register(pino, name, "", in, xblock); err != nil {
 		return err
 	}
 	if err := w.writeData(in, runs, &segReader{segs: segs, r: data}); err != nil {

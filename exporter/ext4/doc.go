@@ -10,7 +10,7 @@
 // through libarchive. The xattrs it drops had to be set afterwards with a
 // debugfs script, whose text format is an injection hole. go-diskfs's ext4
 // writer lacks hardlinks, device nodes and xattrs. This package writes every
-// file's data once, in large contiguous extents, and all metadata at Close.
+// file's data once, in large contiguous extents, and most metadata at Close.
 //
 // # How it writes
 //
@@ -18,9 +18,16 @@
 // links). File data is laid out at increasing block addresses as it arrives,
 // right after group 0's metadata and the journal, gathered in 1 MiB buffers
 // that a second goroutine writes while the next data is read. Metadata that
-// is known only at the end (directories, extent tree blocks, xattr blocks,
-// inode tables, bitmaps, group descriptors, superblock and backups, the
-// journal superblock) is written by Close. Nothing is ever read back.
+// is known only at the end (directories, extent tree blocks, inode tables,
+// bitmaps, group descriptors, superblock and backups, the journal
+// superblock) is written by Close. Nothing is ever read back.
+//
+// Xattrs that do not fit the inode go into a block written with the inode,
+// among the file data, so memory does not grow with them: the writer keeps
+// a 16-byte record per block. Inodes with identical blocks share one, up to
+// the kernel's 1024 users, found through a bounded table of block hashes;
+// Close writes each shared block's final user count and checksum over the
+// ones it was written with.
 //
 // The target region must be freshly truncated: it reads as zeros and is
 // sparse. The writer relies on that and never writes blocks that are all

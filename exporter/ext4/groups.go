@@ -79,13 +79,14 @@ func (w *Writer) writeInodeTables(gds []groupDesc) {
 }
 
 // writeBlockBitmaps marks every block below the allocator's high-water mark
-// (all of them are used) and the metadata above it, plus the padding past
-// the end of a short last group.
+// (all of them are used but xattr blocks left without users) and the
+// metadata above it, plus the padding past the end of a short last group.
 func (w *Writer) writeBlockBitmaps(gds []groupDesc, c *sbCounts) {
 	g := &w.l.geometry
 	bm := make([]byte, blockSize)
 	res := w.l.reserved
 	ri := 0
+	unused := w.xb.unused()
 	for grp := range gds {
 		gs := uint64(grp) * blocksPerGroup
 		ge := min(gs+blocksPerGroup, g.blocks)
@@ -96,6 +97,9 @@ func (w *Writer) writeBlockBitmaps(gds []groupDesc, c *sbCounts) {
 		}
 		for k := ri; k < len(res) && res[k].start < ge; k++ {
 			setBits(bm, max(res[k].start, gs)-gs, min(res[k].end(), ge)-gs)
+		}
+		for ; len(unused) > 0 && unused[0] < ge; unused = unused[1:] {
+			bm[(unused[0]-gs)/8] &^= 1 << ((unused[0] - gs) % 8)
 		}
 		setBits(bm, ge-gs, blocksPerGroup)
 		free := uint32(blocksPerGroup - popcount(bm))

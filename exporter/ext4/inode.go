@@ -66,8 +66,8 @@ type inode struct {
 	exts                        []extent // data (or directory, or slow symlink) blocks
 	dataBlocks, treeBlocks      uint64
 	iblock                      [60]byte // extent root, fast symlink target or device number
-	xattrs                      xattrSet
-	xblock                      uint64 // xattr block, 0 if none
+	xattrs                      []xentry // those in the inode
+	xblock                      *xblock  // the rest, nil if none
 	dir                         *dirData
 }
 
@@ -81,21 +81,23 @@ func (w *Writer) encodeInode(b []byte, ino uint32, in *inode) {
 	le.PutUint16(b[24:], uint16(in.gid))
 	le.PutUint16(b[26:], uint16(in.links))
 	blocks := in.dataBlocks + in.treeBlocks
-	if in.xblock != 0 {
+	var xblk uint64
+	if in.xblock != nil {
+		xblk = in.xblock.blk
 		blocks++
 	}
 	sectors := blocks * (blockSize / 512)
 	le.PutUint32(b[28:], uint32(sectors))
 	le.PutUint32(b[32:], in.flags)
 	copy(b[40:100], in.iblock[:])
-	le.PutUint32(b[104:], uint32(in.xblock))
+	le.PutUint32(b[104:], uint32(xblk))
 	le.PutUint32(b[108:], uint32(in.size>>32))
 	le.PutUint16(b[116:], uint16(sectors>>32))
-	le.PutUint16(b[118:], uint16(in.xblock>>32))
+	le.PutUint16(b[118:], uint16(xblk>>32))
 	le.PutUint16(b[120:], uint16(in.uid>>16))
 	le.PutUint16(b[122:], uint16(in.gid>>16))
 	le.PutUint16(b[128:], extraIsize)
-	putInodeXattrs(b, in.xattrs.inInode)
+	putInodeXattrs(b, in.xattrs)
 	putInodeChecksum(b, w.seed, ino, true)
 }
 

@@ -123,15 +123,8 @@ func build(t testing.TB, p Params, entries []entry) string {
 
 func buildErr(t testing.TB, p Params, entries []entry) (string, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "fs.img")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, path := newImage(t, p)
 	defer f.Close()
-	if err := f.Truncate(p.Offset + p.Size); err != nil {
-		t.Fatal(err)
-	}
 	if err := writeEntries(f, p, entries); err != nil {
 		return "", err
 	}
@@ -139,6 +132,21 @@ func buildErr(t testing.TB, p Params, entries []entry) (string, error) {
 		return fmt.Sprintf("%s?offset=%d", path, p.Offset), nil
 	}
 	return path, nil
+}
+
+// newImage makes a fresh sparse image of p.Offset+p.Size bytes.
+func newImage(t testing.TB, p Params) (*os.File, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fs.img")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(p.Offset + p.Size); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	return f, path
 }
 
 func writeEntries(f io.WriterAt, p Params, entries []entry) error {

@@ -59,6 +59,7 @@ type Writer struct {
 	inodes   []*inode           // by number - 1; nil for unused reserved inodes
 	dirs     map[string]uint32  // directory path -> inode
 	names    map[nameKey]uint32 // (parent, name) -> inode, for every entry
+	xb       xblocks            // xattr blocks written, for sharing and Close
 	err      error              // sticky: the output is inconsistent
 	spoiled  bool               // a Create failed after writing data
 	closed   bool
@@ -101,6 +102,7 @@ func NewWriter(f io.WriterAt, p Params) (*Writer, error) {
 		inodes: make([]*inode, firstIno),
 		dirs:   map[string]uint32{"": rootIno},
 		names:  map[nameKey]uint32{},
+		xb:     newXblocks(),
 	}
 	for i := range w.hashSeed {
 		w.hashSeed[i] = binary.LittleEndian.Uint32(p.HashSeed[4*i:])
@@ -173,8 +175,9 @@ func (w *Writer) Link(path, target string) error {
 	return nil
 }
 
-// Close lays out directories, xattr blocks and extent trees after the file
-// data, then writes every inode table, bitmap, descriptor and superblock.
+// Close lays out directories and extent trees after the file data, writes
+// every inode table, bitmap, descriptor and superblock, and the user counts
+// of shared xattr blocks.
 // It must be called, also after an error, to stop the writing goroutine.
 func (w *Writer) Close() error {
 	if w.closed {
@@ -188,6 +191,9 @@ func (w *Writer) Close() error {
 	sb, err := w.finish()
 	if cerr := w.out.close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = w.patchSharedXattrBlocks()
 	}
 	if err == nil {
 		// The primary superblock goes last, 1024 bytes into block 0 (whose
@@ -216,9 +222,6 @@ func (w *Writer) usable() error {
 
 func (w *Writer) finish() ([]byte, error) {
 	if err := w.writeDirs(); err != nil {
-		return nil, err
-	}
-	if err := w.writeXattrBlocks(); err != nil {
 		return nil, err
 	}
 	for i, in := range w.inodes {
@@ -299,11 +302,18 @@ func (w *Writer) addEntry(parent uint32, name string, ino uint32, typ uint8) {
 	w.names[nameKey{parent, name}] = ino
 }
 
+// inodeLeft reports whether a new inode can be had.
+func (w *Writer) inodeLeft() error {
+	if total := w.l.groups * w.l.ipg; uint64(len(w.inodes)) >= total {
+		return fmt.Errorf("%w: no free inode (all %d in use)", ErrNoSpace, total)
+	}
+	return nil
+}
+
 // newInode takes the next inode number.
 func (w *Writer) newInode(in *inode) (uint32, error) {
-	total := w.l.groups * w.l.ipg
-	if uint64(len(w.inodes)) >= total {
-		return 0, fmt.Errorf("%w: no free inode (all %d in use)", ErrNoSpace, total)
+	if err := w.inodeLeft(); err != nil {
+		return 0, err
 	}
 	w.inodes = append(w.inodes, in)
 	return uint32(len(w.inodes)), nil

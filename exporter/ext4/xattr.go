@@ -14,7 +14,6 @@ const (
 	// entries, a 4-byte end marker, and values.
 	xattrInodeSpace = inodeSize - xattrInodeStart - 4
 	xattrBlockHdr   = 32
-	xattrMaxRefs    = 1024 // EXT4_XATTR_REFCOUNT_MAX: a shared block's limit
 )
 
 // xentry is one xattr as ext4 stores it: a name index standing for the
@@ -191,70 +190,4 @@ func putInodeXattrs(ib []byte, es []xentry) {
 	binary.LittleEndian.PutUint32(ib[xattrInodeStart:], xattrMagic)
 	// Offsets count from the first entry, just after the magic.
 	putXattrs(ib[xattrInodeStart+4:], 0, es)
-}
-
-// xattrBlock encodes an xattr block without its checksum (which depends on
-// where it lands).
-func xattrBlock(es []xentry) []byte {
-	le := binary.LittleEndian
-	b := make([]byte, blockSize)
-	le.PutUint32(b[0:], xattrMagic)
-	le.PutUint32(b[8:], 1) // h_blocks
-	var h uint32
-	for _, eh := range putXattrs(b, xattrBlockHdr, es) {
-		h = h<<16 ^ h>>16 ^ eh
-	}
-	le.PutUint32(b[12:], h)
-	return b
-}
-
-// writeXattrBlocks lays out the xattr blocks, sharing one block between
-// inodes with identical sets (up to the kernel's reference limit).
-func (w *Writer) writeXattrBlocks() error {
-	type shared struct {
-		blk  uint64
-		refs uint32
-	}
-	type pending struct {
-		body []byte
-		inos []*inode
-	}
-	var order []*pending
-	byBody := map[string]*pending{}
-	for _, in := range w.inodes {
-		if in == nil || len(in.xattrs.inBlock) == 0 {
-			continue
-		}
-		body := xattrBlock(in.xattrs.inBlock)
-		p := byBody[string(body)]
-		if p == nil || len(p.inos) == xattrMaxRefs {
-			p = &pending{body: body}
-			byBody[string(body)] = p
-			order = append(order, p)
-		}
-		p.inos = append(p.inos, in)
-		in.xattrs.inBlock = nil
-	}
-	if len(order) == 0 {
-		return nil
-	}
-	blks, err := w.takeBlocks(uint64(len(order)))
-	if err != nil {
-		return fmt.Errorf("xattr blocks: %w", err)
-	}
-	le := binary.LittleEndian
-	for i, p := range order {
-		blk := blks[i]
-		le.PutUint32(p.body[4:], uint32(len(p.inos)))
-		var nr [8]byte
-		le.PutUint64(nr[:], blk)
-		c := crc32c(w.seed, nr[:])
-		c = crc32c(c, p.body)
-		le.PutUint32(p.body[16:], c)
-		w.out.write(blk, p.body)
-		for _, in := range p.inos {
-			in.xblock = blk
-		}
-	}
-	return nil
 }
