@@ -381,7 +381,11 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 		b.access, err = acc.finish()
 	}
 	if err == nil {
-		extras := append(firstBootFiles(b.inv), bootEnvFiles(b.inv)...)
+		growth := firstBootFiles(b.inv)
+		if note := growthSkipped(b.inv, growth); note != "" && b.app == nil {
+			b.opts.logf("%s", note)
+		}
+		extras := append(growth, bootEnvFiles(b.inv)...)
 		if b.app != nil {
 			extras = b.app.files
 		}

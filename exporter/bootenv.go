@@ -22,14 +22,16 @@ c2vm_cmdline=
 c2vm_menu=
 `
 
-// bootEnvFiles adds /etc/c2vm/boot.env to a system tree that has none.
+// bootEnvFiles adds /etc/c2vm/boot.env to a system tree that has none,
+// only into real directories: nothing is written through a link.
 func bootEnvFiles(inv *rootfs.Inventory) []extraFile {
-	if !inv.Has("etc") || inv.Has(bootEnvPath[1:]) {
+	const dir = "etc/c2vm"
+	if !inv.IsDir("etc") || inv.Has(bootEnvPath[1:]) || inv.Has(dir) && !inv.IsDir(dir) {
 		return nil
 	}
 	var out []extraFile
-	if !inv.Has("etc/c2vm") {
-		out = append(out, extraFile{name: "etc/c2vm"})
+	if !inv.Has(dir) {
+		out = append(out, extraFile{name: dir})
 	}
 	return append(out, extraFile{name: bootEnvPath[1:], body: bootEnv})
 }

@@ -3,6 +3,7 @@ package exporter
 import (
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -50,27 +51,55 @@ type extraFile struct {
 }
 
 // firstBootFiles returns what to add for first-boot growth, leaving alone
-// anything the tree already has.
+// anything the tree already has. Files go only into real directories: a
+// symlinked or non-directory /etc, /etc/repart.d, /etc/systemd/system or
+// local-fs.target.wants gets nothing added through it (the writer
+// refuses that), and the disk then keeps its size, as one without
+// systemd does.
 func firstBootFiles(inv *rootfs.Inventory) []extraFile {
 	if !inv.Has("lib/systemd/systemd-growfs") && !inv.Has("usr/lib/systemd/systemd-growfs") {
 		return nil
 	}
 	var out []extraFile
 	if !inv.Has("etc/repart.d/50-c2vm-root.conf") {
-		if !inv.Has("etc/repart.d") {
-			out = append(out, extraFile{name: "etc/repart.d"})
-		}
-		out = append(out, extraFile{name: "etc/repart.d/50-c2vm-root.conf", body: repartConf})
+		out = append(out, into(inv, "etc/repart.d", extraFile{name: "etc/repart.d/50-c2vm-root.conf", body: repartConf})...)
 	}
-	if inv.Has("etc/systemd/system") && !inv.Has("etc/systemd/system/c2vm-growfs.service") {
-		out = append(out, extraFile{name: "etc/systemd/system/c2vm-growfs.service", body: growfsUnit})
-		if !inv.Has("etc/systemd/system/local-fs.target.wants") {
-			out = append(out, extraFile{name: "etc/systemd/system/local-fs.target.wants"})
+	const system, wants = "etc/systemd/system", "etc/systemd/system/local-fs.target.wants"
+	if inv.IsDir(system) && !inv.Has(system+"/c2vm-growfs.service") && !inv.Has(wants+"/c2vm-growfs.service") {
+		if link := into(inv, wants, extraFile{name: wants + "/c2vm-growfs.service", link: "/" + system + "/c2vm-growfs.service"}); link != nil {
+			out = append(out, extraFile{name: system + "/c2vm-growfs.service", body: growfsUnit})
+			out = append(out, link...)
 		}
-		out = append(out, extraFile{name: "etc/systemd/system/local-fs.target.wants/c2vm-growfs.service",
-			link: "/etc/systemd/system/c2vm-growfs.service"})
 	}
 	return out
+}
+
+// growthSkipped says why a tree with systemd-growfs gets no growth unit
+// from firstBootFiles (files), or "" when it gets one or has its own.
+func growthSkipped(inv *rootfs.Inventory, files []extraFile) string {
+	const unit = "etc/systemd/system/c2vm-growfs.service"
+	if !inv.Has("lib/systemd/systemd-growfs") && !inv.Has("usr/lib/systemd/systemd-growfs") || inv.Has(unit) {
+		return ""
+	}
+	for _, f := range files {
+		if f.name == unit {
+			return ""
+		}
+	}
+	return "note: the root filesystem will not grow at boot: /etc/systemd/system or local-fs.target.wants is a link or a file in the image, and c2vm writes nothing through it"
+}
+
+// into returns f with, before it, its directory dir when the tree lacks
+// it; nothing when dir, or its parent when it is missing, is not a real
+// directory.
+func into(inv *rootfs.Inventory, dir string, f extraFile) []extraFile {
+	switch {
+	case inv.IsDir(dir):
+		return []extraFile{f}
+	case !inv.Has(dir) && inv.IsDir(path.Dir(dir)):
+		return []extraFile{{name: dir}, f}
+	}
+	return nil
 }
 
 // writeExtras adds files to the stream, root-owned, with a fixed time so

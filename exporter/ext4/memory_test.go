@@ -3,40 +3,12 @@ package ext4
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/c2vm/c2vm/internal/memtest"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// peakHeap runs fn while sampling the live heap, and returns its peak.
-func peakHeap(fn func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return peak.Load()
-}
 
 // 60,000 files, each with a distinct 3.9 KiB user.x that needs an xattr
 // block of its own: the writer keeps a small record per file, not the
@@ -55,7 +27,7 @@ func TestXattrBlocksMemory(t *testing.T) {
 	before := liveHeap()
 	var held uint64
 	start := time.Now()
-	peak := peakHeap(func() {
+	peak := memtest.PeakHeap(func() {
 		for i := 0; i < files && err == nil; i++ {
 			if i%1000 == 0 {
 				err = w.Create(fmt.Sprintf("d%02d", i/1000), &File{Mode: sIFDIR | 0o755}, nil)

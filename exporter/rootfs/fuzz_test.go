@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c2vm/c2vm/internal/hostile"
 	"github.com/c2vm/c2vm/internal/ocitest"
 	"github.com/c2vm/c2vm/internal/usererr"
 )
@@ -110,8 +111,10 @@ func FuzzFlatten(f *testing.F) {
 	})
 }
 
-// FuzzTarReader feeds raw bytes to the tar reader, sparse maps included:
-// an error or entries, never a panic or unbounded reading.
+// FuzzTarReader feeds raw bytes to the tar reader, sparse maps included,
+// as they are and with every ustar block's checksum made right: the same
+// entries, names, sizes and bytes as archive/tar reads, or an error from
+// both (diffArchiveTar); never a panic or unbounded reading.
 func FuzzTarReader(f *testing.F) {
 	for _, seed := range [][]byte{
 		ocitestSparse("0", "1", "0,5,20,5", 10, 100),
@@ -120,24 +123,21 @@ func FuzzTarReader(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	for _, c := range hostile.Cases {
+		if strings.Contains(c.Name, "sparse") {
+			f.Add(c.Top.Bytes())
+		}
+	}
+	for name, b := range goTestArchives(f) {
+		if strings.Contains(name, "sparse") && len(b) < 64<<10 {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tr := newTarReader(bytes.NewReader(data))
-		for range 100 {
-			h, segs, err := tr.Next()
-			if err != nil {
-				return
-			}
-			n, _ := io.Copy(io.Discard, io.LimitReader(tr, 1<<20))
-			if segs != nil {
-				var total int64
-				for _, s := range segs {
-					if s.Off < 0 || s.Len <= 0 || s.Off+s.Len > h.Size {
-						t.Fatalf("bad segment %+v of %d", s, h.Size)
-					}
-					total += s.Len
-				}
-				if n > total {
-					t.Fatalf("read %d bytes of %d", n, total)
+		for _, in := range [][]byte{data, fixChecksums(data)} {
+			for _, seekable := range []bool{true, false} {
+				if err := diffArchiveTar(in, seekable, 1<<20); err != nil {
+					t.Fatalf("seekable %v, checksums fixed %v: %v", seekable, len(in) != len(data) || !bytes.Equal(in, data), err)
 				}
 			}
 		}

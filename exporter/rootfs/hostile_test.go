@@ -16,9 +16,26 @@ import (
 // recTree reads a recorded stream for the hostile checks.
 type recTree struct{ s *recSink }
 
-func (r recTree) Content(p string) (string, bool) { return r.s.content(p) }
-func (r recTree) Exists(p string) bool            { return r.s.entries[p] != nil }
-func (r recTree) SameFile(p, q string) bool       { return r.s.links[p] == q || r.s.links[q] == p }
+func (r recTree) Exists(p string) bool      { return r.s.entries[p] != nil }
+func (r recTree) SameFile(p, q string) bool { return r.s.links[p] == q || r.s.links[q] == p }
+
+// Content is a file's logical content, holes read as zeros, as on a disk.
+func (r recTree) Content(p string) (string, bool) {
+	d, ok := r.s.content(p)
+	if t, link := r.s.links[p]; link {
+		p = t
+	}
+	e := r.s.entries[p]
+	if !ok || e == nil || e.Data == nil {
+		return d, ok
+	}
+	full := make([]byte, e.Size)
+	for _, s := range e.Data {
+		copy(full[s.Off:], d[:s.Len])
+		d = d[s.Len:]
+	}
+	return string(full), true
+}
 func (r recTree) Xattrs(p string) []string {
 	var n []string
 	if e := r.s.entries[p]; e != nil {

@@ -19,14 +19,16 @@ type Inventory struct {
 	// Blocks is an upper bound of the 4 KiB blocks the content takes in
 	// ext4: data, extent index, directory, long-symlink and xattr blocks.
 	Blocks int64
-	// Boot holds the entries boot discovery and first-boot set-up read:
-	// a few top-level names, kernels and initramfs in /boot, probePaths.
+	// Boot holds the entries boot discovery, mode selection and
+	// first-boot set-up read: a few top-level names, kernels and
+	// initramfs, probePaths (keep).
 	Boot map[string]BootEntry
 	// Notes are what assembly should tell the user (sockets skipped).
 	Notes []string
 
-	meta hash.Hash // names, kinds, sizes and links of the final tree
-	sum  checkedSum
+	meta    hash.Hash // names, kinds, sizes and links of the final tree
+	sum     checkedSum
+	kernels int // kernel and initramfs entries kept within maxBootEntries
 }
 
 // BootEntry is what boot discovery needs of an entry.
@@ -57,7 +59,7 @@ func (inv *Inventory) add(name string, m *meta, link string, hardlink bool) {
 	if !hardlink && m.xattrs > inodeXattrSpace {
 		inv.sum.add(&inv.Blocks, 1)
 	}
-	if bootRelevant(name) && len(inv.Boot) < maxBootEntries {
+	if inv.keep(name) {
 		k := m.kind
 		if hardlink {
 			k = KindHardlink
@@ -102,30 +104,56 @@ func (inv *Inventory) done() (*Inventory, error) {
 // known before any content is read, it seeds the ext4 directory hash.
 func (inv *Inventory) MetaDigest() []byte { return inv.meta.Sum(nil) }
 
-// maxBootEntries bounds Boot whatever /boot holds.
+// maxBootEntries bounds the kernels and initramfs Boot keeps, whatever
+// /boot holds.
 const maxBootEntries = 512
 
-// probePaths are files whose presence changes what assembly adds.
+// probePaths are files whose presence changes what assembly adds or which
+// mode it picks.
 var probePaths = map[string]bool{
 	"usr/lib/systemd/systemd-growfs": true, "lib/systemd/systemd-growfs": true,
 	"etc/systemd/system": true, "etc/repart.d": true,
 	"etc/repart.d/50-c2vm-root.conf": true, "etc/systemd/system/c2vm-growfs.service": true,
-	"etc/systemd/system/local-fs.target.wants": true,
+	"etc/systemd/system/local-fs.target.wants": true, "etc/systemd/system/local-fs.target.wants/c2vm-growfs.service": true,
 	"sbin/init": true, "usr/sbin/init": true, "lib/systemd/systemd": true, "usr/lib/systemd/systemd": true,
 	"etc/os-release": true, "usr/lib/os-release": true,
+	"etc/c2vm": true, "etc/c2vm/boot.env": true, // the boot settings system mode adds (exporter/bootenv.go)
+	".c2vm": true, // where app mode puts c2vm's parts (exporter/appmode.go)
 }
 
-// bootRelevant says whether Boot keeps an entry.
-func bootRelevant(p string) bool {
-	if probePaths[p] {
+// stablePairs are the kernel and initramfs names distributions keep
+// pointing at the newest kernel.
+var stablePairs = [][2]string{{"vmlinuz", "initrd.img"}, {"boot/vmlinuz", "boot/initrd.img"}}
+
+// keep decides whether Boot keeps an entry. The paths mode selection and
+// first-boot set-up read are a fixed few, always kept. Kernels and
+// initramfs, of which an image may hold any number, are kept up to
+// maxBootEntries, but a versioned kernel whose initramfs Boot has is
+// always kept: the walk is by name, so /boot's initramfs come before its
+// kernels, and no number of kernels without one pushes out a pair.
+func (inv *Inventory) keep(p string) bool {
+	dir, base := path.Split(p)
+	switch {
+	case probePaths[p] || dir == "" && topLevel[base] || stableName(p):
+		return true
+	case dir != "" && dir != "boot/" || !kernelName(base):
+		return false
+	}
+	if v, ok := strings.CutPrefix(p, "boot/vmlinuz-"); ok && inv.initrdFor(v) != "" {
 		return true
 	}
-	dir, base := path.Split(p)
-	switch dir {
-	case "":
-		return topLevel[base] || kernelName(base)
-	case "boot/":
-		return kernelName(base)
+	if inv.kernels >= maxBootEntries {
+		return false
+	}
+	inv.kernels++
+	return true
+}
+
+func stableName(p string) bool {
+	for _, pair := range stablePairs {
+		if p == pair[0] || p == pair[1] {
+			return true
+		}
 	}
 	return false
 }
@@ -162,7 +190,8 @@ func (inv *Inventory) resolve(name string) (string, bool) {
 }
 
 // Has reports whether the tree has a path, following a symlinked first
-// component such as merged-/usr's /lib -> usr/lib.
+// component such as merged-/usr's /lib -> usr/lib. p is one of the paths
+// Boot always keeps (probePaths, the top-level names).
 func (inv *Inventory) Has(p string) bool {
 	if _, ok := inv.Boot[p]; ok {
 		return true
@@ -173,6 +202,13 @@ func (inv *Inventory) Has(p string) bool {
 		return ok
 	}
 	return false
+}
+
+// IsDir reports whether p is a directory itself, following no symlink:
+// one that files can be added to. p is one of the paths Boot always keeps.
+func (inv *Inventory) IsDir(p string) bool {
+	e, ok := inv.Boot[p]
+	return ok && e.Kind == KindDir
 }
 
 // BootFiles is the kernel and initramfs a disk boots.
@@ -188,7 +224,7 @@ type BootFiles struct {
 // FindBoot picks the kernel and initramfs, or reports none.
 func (inv *Inventory) FindBoot() (BootFiles, bool) {
 	var bf BootFiles
-	for _, p := range [][2]string{{"vmlinuz", "initrd.img"}, {"boot/vmlinuz", "boot/initrd.img"}} {
+	for _, p := range stablePairs {
 		_, k := inv.resolve(p[0])
 		_, i := inv.resolve(p[1])
 		if k && i {

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -30,5 +31,26 @@ func TestFindBoot(t *testing.T) {
 	}
 	if len(bf.Stable) != 1 || bf.Stable[0][0] != "vmlinuz" {
 		t.Errorf("stable symlinks: %+v (a dangling one must not count)", bf.Stable)
+	}
+}
+
+// Boot stays bounded however many kernels and initramfs an image holds,
+// and keeps the paths mode selection reads.
+func TestBootInventoryBounded(t *testing.T) {
+	inv := newInventory()
+	reg := &meta{kind: KindReg}
+	inv.add("boot", &meta{kind: KindDir}, "", false)
+	for i := range 5000 {
+		inv.add(fmt.Sprintf("boot/initrd.img-0.%04d", i), reg, "", false)
+	}
+	inv.add("boot/initrd.img-6.1", reg, "", false)
+	for i := range 5000 {
+		inv.add(fmt.Sprintf("boot/vmlinuz-0.%04d", i), reg, "", false)
+	}
+	inv.add("boot/vmlinuz-6.1", reg, "", false)
+	inv.add("sbin", &meta{kind: KindDir}, "", false)
+	inv.add("sbin/init", reg, "", false)
+	if len(inv.Boot) > 3*maxBootEntries || !inv.Has("sbin/init") || !inv.IsDir("boot") {
+		t.Errorf("%d entries kept, sbin/init %v", len(inv.Boot), inv.Has("sbin/init"))
 	}
 }

@@ -6,42 +6,14 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/c2vm/c2vm/internal/memtest"
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// peakHeap runs fn while sampling the live heap, and returns its peak.
-func peakHeap(fn func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return peak.Load()
-}
 
 // gzTar writes a gzip'd tar of n entries made by mk to a file.
 func gzTar(t *testing.T, n int, mk func(i int) (*tar.Header, string)) string {
@@ -79,7 +51,7 @@ func TestBigPAXRecordsAreNotKept(t *testing.T) {
 	})
 	src, _ := Open(p)
 	var err error
-	peak := peakHeap(func() { _, err = src.Scan(context.Background()) })
+	peak := memtest.PeakHeap(func() { _, err = src.Scan(context.Background()) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +74,7 @@ func TestDeepPath(t *testing.T) {
 	start := time.Now()
 	var inv *Inventory
 	var err error
-	peak := peakHeap(func() { inv, err = src.Scan(context.Background()) })
+	peak := memtest.PeakHeap(func() { inv, err = src.Scan(context.Background()) })
 	if err != nil || inv.Dirs != 2001 {
 		t.Fatalf("%v, %+v", err, inv)
 	}
@@ -135,7 +107,7 @@ func TestMemoryPerEntry(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	peak := peakHeap(func() { _, err = src.Scan(context.Background()) })
+	peak := memtest.PeakHeap(func() { _, err = src.Scan(context.Background()) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/internal/hostile"
 	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
@@ -111,7 +112,29 @@ func splitSource(t *testing.T, b []byte) (*layeredSource, *os.File) {
 // part may hold, the pass gives what one pass in order gives; a part that
 // starts on an entry's first header is used.
 func TestScanSplitAnyStart(t *testing.T) {
-	b := splitArchive(t)
+	splitAnyStart(t, splitArchive(t))
+}
+
+// The sparse maps of the hostile corpus that hide a header where a search
+// would find it, then an entry: split anywhere, the hidden entry is never
+// taken, the entry after it is.
+func TestScanSplitHiddenHeaders(t *testing.T) {
+	for _, c := range hostile.Cases {
+		if !strings.Contains(c.Name, "sparse") {
+			continue
+		}
+		b := append(trimEnd(c.Top.Bytes()), ocitest.NewTar().File("z", "z", 0o644).Bytes()...)
+		lines := splitAnyStart(t, b)
+		if all := strings.Join(lines, "\n"); strings.Contains(all, "etc/smuggled") || !strings.Contains(all, `"z"`) {
+			t.Errorf("%s:\n%s", c.Name, all)
+		}
+	}
+}
+
+// splitAnyStart checks that parts starting at each block of b, and at
+// pairs of them, give what one pass gives, which it returns.
+func splitAnyStart(t *testing.T, b []byte) []string {
+	t.Helper()
 	s, f := splitSource(t, b)
 	var want scanRecord
 	wantSum, err := s.forEach(context.Background(), 0, true, want.fn)
@@ -159,6 +182,7 @@ func TestScanSplitAnyStart(t *testing.T) {
 			run(1, i*512, j*512)
 		}
 	}
+	return want.lines
 }
 
 // A damaged archive gives the same error split as in one pass, whichever

@@ -11,8 +11,8 @@ import (
 // GNU sparse files come in three encodings (GNU tar manual, "Sparse
 // Formats"): the old GNU header ('S', what `tar -S` writes by default), PAX
 // 0.0/0.1 (the map in PAX records) and PAX 1.0 (the map at the start of the
-// data). archive/tar has validated the map already; this recovers it from
-// the raw blocks the tap kept, following archive/tar's rules exactly, and
+// data). archive/tar has validated the map already; this reads it again
+// from the entry's own header forward (chain.go), as archive/tar did, and
 // checks that the two agree on the amount of data.
 
 const (
@@ -52,24 +52,7 @@ func (r *tarReader) sparseMap(h *tar.Header) (segs []Segment, phys int64, ok boo
 	if kind == sparseNone {
 		return nil, 0, false, nil
 	}
-	var hdr []byte
-	var mapBytes int64 // PAX 1.0: the map's blocks, part of the data section
-	switch kind {
-	case sparseOldGNU:
-		segs, hdr, err = r.oldGNUMap()
-	case sparsePAX0:
-		hdr = r.tap.block(1)
-		segs, err = pax0Map(h.PAXRecords["GNU.sparse.map"])
-	case sparsePAX1:
-		segs, hdr, mapBytes, err = r.pax1Map()
-	}
-	if err == nil && hdr == nil {
-		err = fmt.Errorf("header not found")
-	}
-	if err == nil {
-		phys, err = physicalSize(h, hdr)
-		phys -= mapBytes
-	}
+	segs, phys, err = r.readSparseMap(kind, h)
 	if err == nil {
 		segs, err = checkSegments(segs, h.Size, phys)
 	}
@@ -79,13 +62,40 @@ func (r *tarReader) sparseMap(h *tar.Header) (segs []Segment, phys int64, ok boo
 	return segs, phys, true, nil
 }
 
+// readSparseMap parses the map from the blocks archive/tar read for it:
+// the entry's own header, then up to the data the old GNU extension
+// blocks or the PAX 1.0 map blocks.
+func (r *tarReader) readSparseMap(kind int, h *tar.Header) ([]Segment, int64, error) {
+	own := r.tap.chain.own
+	hdr, ok1 := r.tap.at(own, 512)
+	after, ok2 := r.tap.at(own+512, r.tap.off-own-512)
+	if own < 0 || !ok1 || !ok2 {
+		return nil, 0, fmt.Errorf("its header and map were not kept") // the window holds the longest archive/tar reads
+	}
+	phys, err := physicalSize(h, hdr)
+	if err != nil {
+		return nil, 0, err
+	}
+	var segs []Segment
+	switch kind {
+	case sparseOldGNU:
+		segs, err = oldGNUMap(hdr, after)
+	case sparsePAX0:
+		segs, err = pax0Map(h.PAXRecords, after)
+	case sparsePAX1:
+		segs, err = pax1Map(after)
+		phys -= int64(len(after)) // the map's blocks are part of the data section
+	}
+	return segs, phys, err
+}
+
 // physicalSize is the data section's size as archive/tar saw it before the
 // sparse map replaced Size: the PAX size record, else the header's field.
 func physicalSize(h *tar.Header, hdr []byte) (int64, error) {
 	if s, ok := h.PAXRecords["size"]; ok {
 		return strconv.ParseInt(s, 10, 64)
 	}
-	return parseNumeric(hdr[124:136])
+	return parseNumeric(rawBlock(hdr).size())
 }
 
 // checkSegments drops empty segments and checks the map as archive/tar
@@ -118,11 +128,21 @@ func checkSegments(segs []Segment, size, phys int64) ([]Segment, error) {
 	return out, nil
 }
 
-// pax0Map reads "offset,length,offset,length,…".
-func pax0Map(m string) ([]Segment, error) {
-	f := strings.Split(m, ",")
-	if len(f)%2 != 0 {
-		return nil, fmt.Errorf("odd number of fields in GNU.sparse.map")
+// pax0Map reads a PAX 0.0 or 0.1 map as archive/tar does
+// (readGNUSparseMap0x1): GNU.sparse.numblocks pairs "offset,length,…" in
+// GNU.sparse.map (archive/tar turns 0.0's records into that). No block
+// lies between the header and the data.
+func pax0Map(rec map[string]string, after []byte) ([]Segment, error) {
+	if len(after) != 0 {
+		return nil, fmt.Errorf("%d bytes between the header and the data", len(after))
+	}
+	n, err := strconv.ParseInt(rec["GNU.sparse.numblocks"], 10, 64)
+	f := strings.Split(rec["GNU.sparse.map"], ",")
+	if len(f) == 1 && f[0] == "" {
+		f = nil
+	}
+	if err != nil || n < 0 || int64(len(f)) != 2*n {
+		return nil, fmt.Errorf("GNU.sparse.map does not hold GNU.sparse.numblocks pairs")
 	}
 	segs := make([]Segment, 0, len(f)/2)
 	for i := 0; i < len(f); i += 2 {
@@ -136,75 +156,57 @@ func pax0Map(m string) ([]Segment, error) {
 	return segs, nil
 }
 
-// oldGNUMap finds the 'S' header among the last blocks read (the header,
-// then its extension blocks) and reads its entries.
-func (r *tarReader) oldGNUMap() ([]Segment, []byte, error) {
-	for k := 1; ; k++ {
-		b := r.tap.block(k)
-		if b == nil {
-			return nil, nil, fmt.Errorf("old GNU header not found")
-		}
-		// Extension blocks cannot pass for it: byte 156 of theirs is a
-		// digit or NUL of an entry's length.
-		if b[156] != tar.TypeGNUSparse || !validChecksum(b) || string(b[257:265]) != "ustar  \x00" {
-			continue
-		}
-		segs, ext, err := readOldGNUEntries(b[386:482], b[482])
-		// Its extension blocks are exactly the k-1 blocks read after it.
-		for i := k - 1; err == nil && i >= 1; i-- {
-			if ext == 0 {
-				err = fmt.Errorf("blocks after the sparse header are not its extensions")
-				break
-			}
-			x := r.tap.block(i)
-			var more []Segment
-			more, ext, err = readOldGNUEntries(x[:504], x[504])
-			segs = append(segs, more...)
-		}
-		if err == nil && ext != 0 {
-			err = fmt.Errorf("extension blocks missing")
-		}
-		return segs, b, err
-	}
-}
-
-// readOldGNUEntries reads 24-byte offset/length pairs until one starts with
-// NUL, as GNU tar, BSD tar and archive/tar do.
-func readOldGNUEntries(b []byte, ext byte) ([]Segment, byte, error) {
+// oldGNUMap reads an old GNU map as archive/tar does (readOldGNUSparseMap):
+// the header's entries, then, while the isExtended flag is set, those of
+// the next block, each list ending at the first entry whose offset starts
+// with NUL. ext is what archive/tar read after the header: the extension
+// blocks, all of which the map must take.
+func oldGNUMap(hdr, ext []byte) ([]Segment, error) {
 	var segs []Segment
-	for i := 0; i+24 <= len(b); i += 24 {
-		if b[i] == 0 {
+	s := rawBlock(hdr).sparse()
+	for {
+		var err error
+		if segs, err = s.appendTo(segs); err != nil {
+			return nil, err
+		}
+		if s.isExtended()[0] == 0 {
 			break
 		}
-		off, err1 := parseNumeric(b[i : i+12])
-		n, err2 := parseNumeric(b[i+12 : i+24])
+		if len(ext) < 512 {
+			return nil, fmt.Errorf("extension blocks missing")
+		}
+		s, ext = rawBlock(ext[:512]).toSparse(), ext[512:]
+	}
+	if len(ext) != 0 {
+		return nil, fmt.Errorf("the map ends %d bytes before its data", len(ext))
+	}
+	return segs, nil
+}
+
+// appendTo adds the array's entries up to the first whose offset starts
+// with NUL, as GNU tar, BSD tar and archive/tar read them.
+func (s sparseArray) appendTo(segs []Segment) ([]Segment, error) {
+	for i := 0; i < s.maxEntries() && s.entry(i).offset()[0] != 0; i++ {
+		off, err1 := parseNumeric(s.entry(i).offset())
+		n, err2 := parseNumeric(s.entry(i).length())
 		if err1 != nil || err2 != nil {
-			return nil, 0, fmt.Errorf("bad number in sparse header")
+			return nil, fmt.Errorf("bad number in sparse header")
 		}
 		segs = append(segs, Segment{off, n})
 	}
-	return segs, ext, nil
+	return segs, nil
 }
 
-// pax1Map finds the map at the start of the data section: m blocks of
-// newline-terminated decimals read just now, after the entry's header.
-func (r *tarReader) pax1Map() ([]Segment, []byte, int64, error) {
-	for m := 1; ; m++ {
-		hdr := r.tap.block(m + 1)
-		if hdr == nil {
-			return nil, nil, 0, fmt.Errorf("PAX 1.0 map not found")
-		}
-		if !validChecksum(hdr) {
-			continue
-		}
-		var raw []byte
-		for i := m; i >= 1; i-- {
-			raw = append(raw, r.tap.block(i)...)
-		}
-		if segs, used, err := parsePAX1(raw); err == nil && roundUp(int64(used), 512) == int64(len(raw)) {
-			return segs, hdr, int64(len(raw)), nil
-		}
+// pax1Map reads a PAX 1.0 map as archive/tar does (readGNUSparseMap1x0):
+// whole blocks from the start of the data until they hold the newlines
+// the map needs. raw is the blocks archive/tar read: the map must need
+// them all.
+func pax1Map(raw []byte) ([]Segment, error) {
+	segs, used, err := parsePAX1(raw)
+	if err == nil && roundUp(int64(used), 512) != int64(len(raw)) {
+		err = fmt.Errorf("the map takes %d bytes, archive/tar read %d", used, len(raw))
 	}
+	return segs, err
 }
 
 // parsePAX1 reads "count\n" then count pairs "offset\nlength\n"; used is
@@ -234,24 +236,6 @@ func parsePAX1(b []byte) ([]Segment, int, error) {
 		segs = append(segs, Segment{off, l})
 	}
 	return segs, total - len(b), nil
-}
-
-// validChecksum checks a raw header's checksum, signed or unsigned as tar
-// implementations variously computed it.
-func validChecksum(b []byte) bool {
-	want, err := parseNumeric(b[148:156])
-	if err != nil {
-		return false
-	}
-	var u, s int64
-	for i, c := range b[:512] {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
-		u += int64(c)
-		s += int64(int8(c))
-	}
-	return want == u || want == s
 }
 
 // parseNumeric reads a tar number field: octal text padded with spaces or

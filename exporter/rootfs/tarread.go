@@ -12,9 +12,10 @@ import (
 // sparse maps but keeps them to itself (golang/go#22735) and reads holes
 // back as zeros, so a file declaring a 1 TiB hole would be read — and
 // written — as 1 TiB of zeros. Here a tap under archive/tar keeps the last
-// raw blocks read; after a sparse header the map is parsed again from them
-// (sparse.go), the file's data segments are read straight from the stream,
-// and archive/tar takes over again at the next header.
+// raw blocks read and follows each entry's headers to its own (chain.go);
+// after a sparse header the map is parsed again from that header forward
+// (sparse.go), the file's data segments are read straight from the
+// stream, and archive/tar takes over again at the next header.
 type tarReader struct {
 	tap *tap
 	tr  *tar.Reader
@@ -55,18 +56,12 @@ func (r *tarReader) headersOnly() {
 // the data lies; Read then yields only those bytes.
 func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 	if r.bypass {
-		if err := r.tap.skip(r.data.left + r.pad); err != nil {
-			return nil, nil, noEOF(err)
+		if err := r.passSparse(); err != nil {
+			return nil, nil, err
 		}
-		if r.tap.off != r.next {
-			return nil, nil, fmt.Errorf("a sparse file's data ends at byte %d, not at a block boundary", r.tap.off)
-		}
-		r.bypass = false
-		// archive/tar keeps no state between entries that matters here: a
-		// new reader at a header boundary continues the archive.
-		r.tr = tar.NewReader(r.tap)
 	}
 	r.hdrOff = r.next
+	r.tap.chain.start(r.next)
 	h, err := r.tr.Next()
 	if err != nil {
 		return nil, nil, err
@@ -84,6 +79,31 @@ func (r *tarReader) Next() (*tar.Header, []Segment, error) {
 	r.bypass, r.pad = true, roundUp(phys, 512)-phys
 	r.data = exactReader{r: r.tap, left: phys, what: io.ErrUnexpectedEOF}
 	return h, segs, nil
+}
+
+// passSparse moves past the rest of a sparse file's data and its padding
+// as archive/tar moves past an entry's (reader.go, next): data cut short
+// is an error, padding cut short the end of the archive.
+func (r *tarReader) passSparse() error {
+	if err := r.tap.skip(r.data.left); err != nil {
+		return noEOF(err)
+	}
+	r.data.left = 0
+	var pad [512]byte
+	if _, err := io.ReadFull(r.tap, pad[:r.pad]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		return err
+	}
+	if r.tap.off != r.next {
+		return fmt.Errorf("a sparse file's data ends at byte %d, not at a block boundary", r.tap.off)
+	}
+	r.bypass = false
+	// archive/tar keeps no state between entries that matters here: a new
+	// reader at a header boundary continues the archive.
+	r.tr = tar.NewReader(r.tap)
+	return nil
 }
 
 // tarDataBytes is the size of the data section archive/tar gives a
@@ -117,7 +137,8 @@ func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
 
 // tap passes reads through, counting the offset, and keeps a window of the
 // bytes read in small reads (headers and sparse maps come in 512-byte
-// reads; file data in large ones, which are not copied).
+// reads; file data in large ones, which are not copied). It follows the
+// current entry's header chain as the blocks go by.
 //
 // It also buffers: archive/tar reads a header, then a small file's data,
 // then its padding, each with its own call, which on a plain file is a
@@ -127,6 +148,7 @@ type tap struct {
 	r        io.Reader
 	off      int64  // bytes consumed so far
 	win      []byte // raw bytes ending at off
+	chain    headerChain
 	seekable bool
 	ahead    int    // size of buf
 	buf      []byte // read ahead of off: buf[head:tail]
@@ -136,11 +158,12 @@ type tap struct {
 
 const (
 	tapSmallRead = 4096
-	// tapWindow holds the longest sparse map archive/tar accepts (1 MiB)
-	// with the header before it. A map is thus parsed from its own entry's
-	// blocks only, never from what came before: the parts of a split scan
-	// (scansplit.go) rely on that.
-	tapWindow = 1<<20 + 4*512
+	// tapWindow holds the longest sparse map archive/tar accepts with its
+	// header: PAX 1.0's 1 MiB of map blocks, or old GNU's 2,076 extension
+	// blocks of 505 bytes of map each. A map is parsed from its own
+	// entry's blocks only, never from what came before: the parts of a
+	// split scan (scansplit.go) rely on that.
+	tapWindow = 1<<20 + 16<<10
 	tapBuffer = 128 << 10
 	// tapHeaders is the read-ahead of a pass that wants headers only from
 	// a plain file: archive/tar seeks over each file's data and reads its
@@ -168,6 +191,9 @@ func (t *tap) Read(p []byte) (int, error) {
 			t.win = append(t.win[:0], t.win[len(t.win)-tapWindow:]...)
 		}
 		t.win = append(t.win, p[:n]...)
+	}
+	if n > 0 {
+		t.chain.see(t)
 	}
 	return n, err
 }
@@ -220,22 +246,26 @@ func (t *tap) Seek(off int64, whence int) (int64, error) {
 	return t.off, nil
 }
 
-// skip moves n bytes forward.
+// skip moves n bytes forward. A seek does not find out that the stream
+// ends before; as archive/tar does (discard), it seeks to the last byte
+// and reads that.
 func (t *tap) skip(n int64) error {
-	if t.seekable && n > 0 {
-		_, err := t.Seek(n, io.SeekCurrent)
-		return err
+	if t.seekable && n > 1 {
+		if _, err := t.Seek(n-1, io.SeekCurrent); err != nil {
+			return err
+		}
+		n = 1
 	}
 	_, err := io.CopyN(io.Discard, t, n)
 	return err
 }
 
-// block returns the k-th 512-byte block before the current offset (k = 1
-// is the last one read), if the window still holds it.
-func (t *tap) block(k int) []byte {
-	end := len(t.win) - (k-1)*512
-	if k < 1 || end < 512 {
-		return nil
+// at returns the n bytes read at offset off, if the window still holds
+// them.
+func (t *tap) at(off, n int64) ([]byte, bool) {
+	start := off - (t.off - int64(len(t.win)))
+	if start < 0 || n < 0 || start > int64(len(t.win))-n {
+		return nil, false
 	}
-	return t.win[end-512 : end]
+	return t.win[start : start+n], true
 }

@@ -91,11 +91,13 @@ type tree struct {
 	links     map[*node]string // symlink targets
 	linkBytes int
 	hardlinks map[*node][]*node // data node → link nodes, in stream order
+	walks     map[*node]string  // symlink targets as lookups walk them, where that differs (resolve.go)
+	walked    int64             // path components lookups walked, for tests
 }
 
 func newTree(whiteouts bool) *tree {
 	root := &node{kids: map[string]*node{}, m: meta{kind: KindDir, mode: 0o755}, layer: -1}
-	return &tree{root: root, whiteout: whiteouts, links: map[*node]string{}, hardlinks: map[*node][]*node{}}
+	return &tree{root: root, whiteout: whiteouts, links: map[*node]string{}, hardlinks: map[*node][]*node{}, walks: map[*node]string{}}
 }
 
 // cleanName turns a tar entry name into a clean relative path and refuses
@@ -126,59 +128,6 @@ func (d *node) child(c string) *node {
 		return nil
 	}
 	return d.kids[c]
-}
-
-// resolveDir walks to directory p inside the root as the kernel would in a
-// chroot: symlinked components are followed within the root ("/" and ".."
-// stop at it), never on the host. With make, missing or non-directory
-// components become directories of layer l; without, it returns nil.
-func (t *tree) resolveDir(p string, l int32, make bool) (*node, error) {
-	cur, hops := t.root, 0
-	parts := strings.Split(p, "/")
-	for len(parts) > 0 {
-		c := parts[0]
-		parts = parts[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if cur.parent != nil {
-				cur = cur.parent
-			}
-			continue
-		}
-		next := cur.child(c)
-		if next != nil && next.m.kind == KindSymlink {
-			if hops++; hops > maxSymlinkHops {
-				return nil, fmt.Errorf("too many levels of symbolic links in %s", quote(p))
-			}
-			target := t.linkTarget(next)
-			if strings.HasPrefix(target, "/") {
-				cur = t.root
-			}
-			parts = append(strings.Split(target, "/"), parts...)
-			continue
-		}
-		if next == nil || !next.isDir() {
-			if !make {
-				return nil, nil
-			}
-			if next != nil {
-				t.remove(next)
-			}
-			var err error
-			if next, err = t.newDir(cur, c, l); err != nil {
-				return nil, err
-			}
-		}
-		if make && next.layer < l {
-			// An entry of layer l below it: the directory is part of
-			// layer l too, and an opaque marker of that layer keeps it.
-			next.layer = l
-		}
-		cur = next
-	}
-	return cur, nil
 }
 
 func (t *tree) newDir(parent *node, name string, l int32) (*node, error) {
@@ -280,11 +229,15 @@ func (t *tree) linkTarget(n *node) string {
 	return t.links[n]
 }
 
+// keepLink keeps a symlink's target and, when it differs, the form
+// lookups walk; both count towards maxLinkBytes.
 func (t *tree) keepLink(n *node, target string) error {
-	if old, ok := t.links[n]; ok {
-		t.linkBytes -= len(old)
+	t.linkBytes -= len(t.links[n]) + len(t.walks[n])
+	delete(t.walks, n)
+	if w := walkForm(target); w != target {
+		t.walks[n] = w
 	}
-	if t.linkBytes += len(target); t.linkBytes > maxLinkBytes {
+	if t.linkBytes += len(target) + len(t.walks[n]); t.linkBytes > maxLinkBytes {
 		return fmt.Errorf("symlink targets add up to more than %d MiB", maxLinkBytes>>20)
 	}
 	t.links[n] = target

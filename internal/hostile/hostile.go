@@ -154,4 +154,9 @@ var Cases = []Case{
 	{Name: "device numbers out of range", Top: ocitest.NewTar().Entry(tar.Header{Name: "d", Typeflag: tar.TypeChar, Devmajor: 1 << 13}, ""), Err: "beyond Linux's"},
 	{Name: "unknown type", Top: ocitest.NewTar().Raw("x", 'Z', "", ""), Err: "tar type"},
 	{Name: "entry under a file", Base: etcBase(), Top: ocitest.NewTar().File("etc/passwd/x", "x", 0o644), Check: content("etc/passwd/x", "x")},
+	oldGNUSmuggle(),
+	pax1Smuggle(),
+	pax01Smuggle(),
+	longLinkChain(),
+	linkWalkTooLong(),
 }
