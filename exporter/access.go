@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // Access is a way into a disk c2vm assemble writes: root's SSH keys and
@@ -57,14 +59,15 @@ type accessSink struct {
 	found accessFound
 }
 
-func newAccessSink(next rootfs.Sink, a *Access, mode Mode) (*accessSink, error) {
-	s := &accessSink{next: next, app: mode == ModeApp, seen: map[string]bool{}}
+func newAccessSink(next rootfs.Sink, a *Access, mode disk.Mode) (*accessSink, error) {
+	s := &accessSink{next: next, app: mode == disk.ModeApp, seen: map[string]bool{}}
 	if a != nil {
 		s.a = *a
 	}
 	if s.app && s.a.RootPasswordHash != "" {
-		return nil, &InputError{Msg: "--root-password-file applies to system mode; in app mode no one logs in, c2vm's init runs the image's program",
-			Fix: "drop the flag, or assemble a tree with its own kernel and init (--mode system)"}
+		return nil, usererr.New("--root-password-file applies to system mode; in app mode no one logs in, c2vm's init runs the image's program",
+			"drop the flag, or assemble a tree with its own kernel and init (--mode system)")
+
 	}
 	return s, nil
 }
@@ -121,8 +124,9 @@ func (s *accessSink) rewriteShadow(e *rootfs.Entry, data io.Reader) error {
 	}
 	out, ok := guest.SetRootPassword(b, s.a.RootPasswordHash)
 	if !ok {
-		return &InputError{Msg: "the image's /etc/shadow has no root entry: --root-password-file cannot set root's password",
-			Fix: "add root to /etc/shadow in the image (pwconv makes one), or drop --root-password-file"}
+		return usererr.New("the image's /etc/shadow has no root entry: --root-password-file cannot set root's password",
+			"add root to /etc/shadow in the image (pwconv makes one), or drop --root-password-file")
+
 	}
 	c := *e
 	c.Size = int64(len(out))
@@ -157,16 +161,18 @@ func (s *accessSink) file(p string, mode uint32) *rootfs.Entry {
 // applied; it returns what c2vm.json records.
 func (s *accessSink) finish() (accessFound, error) {
 	if s.a.RootPasswordHash != "" && !s.set {
-		return s.found, &InputError{Msg: "the image has no /etc/shadow: --root-password-file cannot set root's password",
-			Fix: "use an image with shadow passwords (Debian and Ubuntu have them), or drop --root-password-file"}
+		return s.found, usererr.New("the image has no /etc/shadow: --root-password-file cannot set root's password",
+			"use an image with shadow passwords (Debian and Ubuntu have them), or drop --root-password-file")
+
 	}
 	keys := s.a.AuthorizedKeys
 	if len(keys) == 0 {
 		return s.found, nil
 	}
 	if !s.sshd {
-		return s.found, &InputError{Msg: "--ssh-authorized-keys: the image has no OpenSSH server (/usr/sbin/sshd), so the keys would let no one in",
-			Fix: "install openssh-server in the image, or drop --ssh-authorized-keys"}
+		return s.found, usererr.New("--ssh-authorized-keys: the image has no OpenSSH server (/usr/sbin/sshd), so the keys would let no one in",
+			"install openssh-server in the image, or drop --ssh-authorized-keys")
+
 	}
 	var extra []*rootfs.Entry
 	if !s.seen["root"] {

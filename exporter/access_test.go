@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/sshtest"
@@ -42,7 +43,7 @@ type tentry struct {
 }
 
 // stream runs entries through an access sink and finishes it.
-func stream(t *testing.T, a *Access, mode Mode, entries []tentry) (*written, accessFound, error) {
+func stream(t *testing.T, a *Access, mode disk.Mode, entries []tentry) (*written, accessFound, error) {
 	t.Helper()
 	w := &written{entries: map[string]*rootfs.Entry{}, data: map[string]string{}}
 	s, err := newAccessSink(w, a, mode)
@@ -70,7 +71,7 @@ var debianEntries = []tentry{{"etc", rootfs.KindDir, "", ""}, {"etc/shadow", roo
 func TestAccessSinkKeysAndPassword(t *testing.T) {
 	key := sshtest.PublicKey(t, "t")
 	old := []tentry{{"root/.ssh", rootfs.KindSymlink, "", "/etc"}, {"root/.ssh/authorized_keys", rootfs.KindReg, "ssh-rsa OLD\n", ""}}
-	w, found, err := stream(t, &Access{AuthorizedKeys: []string{key}, RootPasswordHash: "$6$s$h"}, ModeSystem, append(debianEntries, old...))
+	w, found, err := stream(t, &Access{AuthorizedKeys: []string{key}, RootPasswordHash: "$6$s$h"}, disk.ModeSystem, append(debianEntries, old...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestAccessSinkKeysAndPassword(t *testing.T) {
 // settings and refuses a password.
 func TestAccessSinkAddsMissing(t *testing.T) {
 	key := sshtest.PublicKey(t, "t")
-	w, _, err := stream(t, &Access{AuthorizedKeys: []string{key}}, ModeApp, []tentry{{"usr", rootfs.KindDir, "", ""}, {"usr/sbin", rootfs.KindDir, "", ""},
+	w, _, err := stream(t, &Access{AuthorizedKeys: []string{key}}, disk.ModeApp, []tentry{{"usr", rootfs.KindDir, "", ""}, {"usr/sbin", rootfs.KindDir, "", ""},
 		{"usr/sbin/sshd", rootfs.KindReg, "x", ""}, {"etc", rootfs.KindDir, "", ""}, {"etc/ssh", rootfs.KindDir, "", ""}, {"etc/ssh/sshd_config.d", rootfs.KindDir, "", ""}})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestAccessSinkAddsMissing(t *testing.T) {
 	if _, ok := w.entries[guest.SSHDDropIn]; ok {
 		t.Error("app mode: sshd settings changed")
 	}
-	if _, _, err := stream(t, &Access{RootPasswordHash: "$6$s$h"}, ModeApp, nil); err == nil || !strings.Contains(err.Error(), "applies to system mode") {
+	if _, _, err := stream(t, &Access{RootPasswordHash: "$6$s$h"}, disk.ModeApp, nil); err == nil || !strings.Contains(err.Error(), "applies to system mode") {
 		t.Errorf("password in app mode: %v", err)
 	}
 }
@@ -127,7 +128,7 @@ func TestAccessSinkRefuses(t *testing.T) {
 		"shadow a symlink":  {Access{RootPasswordHash: "$6$s$h"}, []tentry{{"etc/shadow", rootfs.KindSymlink, "", "/host/shadow"}}, "is a symlink"},
 		"root a symlink":    {Access{AuthorizedKeys: key}, []tentry{{"root", rootfs.KindSymlink, "", "/var/root"}}, "/root is a symlink"},
 	} {
-		if _, _, err := stream(t, &c.a, ModeSystem, c.entries); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := stream(t, &c.a, disk.ModeSystem, c.entries); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", name, err, c.want)
 		}
 	}
@@ -138,14 +139,14 @@ func TestAccessSinkRefuses(t *testing.T) {
 func TestAccessSinkFinds(t *testing.T) {
 	entries := append(debianEntries, tentry{guest.LoginMarker, rootfs.KindReg, "dev\n", ""}, tentry{guest.CloudConfigPath, rootfs.KindReg, "x", ""},
 		tentry{"root/.ssh/authorized_keys", rootfs.KindReg, "mine\n", ""})
-	w, found, err := stream(t, nil, ModeSystem, entries)
+	w, found, err := stream(t, nil, disk.ModeSystem, entries)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if found.sshUser != "dev" || !found.cloudInit || w.data["root/.ssh/authorized_keys"] != "mine\n" || w.data[guest.LoginMarker] != "dev\n" || len(w.order) != len(entries) {
 		t.Errorf("found %+v, wrote %v", found, w.order)
 	}
-	_, found, _ = stream(t, nil, ModeSystem, []tentry{{guest.LoginMarker, rootfs.KindReg, "$(reboot)\n", ""}})
+	_, found, _ = stream(t, nil, disk.ModeSystem, []tentry{{guest.LoginMarker, rootfs.KindReg, "$(reboot)\n", ""}})
 	if found.sshUser != "" {
 		t.Errorf("marker %q taken", found.sshUser)
 	}

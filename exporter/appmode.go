@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/initramfs"
 	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // App mode: any image — a scratch Go binary, distroless, busybox — boots
@@ -17,26 +18,6 @@ import (
 // the image's program. The image's root filesystem goes on the disk as it
 // is; c2vm's parts live in /.c2vm: the kernel, the initramfs and the
 // program's config, which the init reads after mounting the root.
-
-// Mode is how a disk boots.
-type Mode string
-
-const (
-	ModeAuto   Mode = "auto"
-	ModeSystem Mode = "system" // the image's own kernel and init
-	ModeApp    Mode = "app"    // c2vm's kernel and init run the image's program
-)
-
-// ParseMode checks a --mode value.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(strings.ToLower(s)); m {
-	case "", ModeAuto:
-		return ModeAuto, nil
-	case ModeSystem, ModeApp:
-		return m, nil
-	}
-	return "", &InputError{Msg: fmt.Sprintf("unknown mode %q", s), Fix: "use auto, system or app"}
-}
 
 // appDir holds c2vm's parts on an app-mode disk.
 const appDir = ".c2vm"
@@ -48,17 +29,17 @@ var appCmdline = []string{"quiet", "panic=-1"}
 
 // pickMode resolves auto: a tree with a kernel, an initramfs and an init
 // boots as a system; anything else runs as an app.
-func pickMode(m Mode, inv *rootfs.Inventory) Mode {
-	if m != ModeAuto && m != "" {
+func pickMode(m disk.Mode, inv *rootfs.Inventory) disk.Mode {
+	if m != disk.ModeAuto && m != "" {
 		return m
 	}
 	_, boot := inv.FindBoot()
 	for _, init := range []string{"sbin/init", "usr/sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd"} {
 		if boot && inv.Has(init) {
-			return ModeSystem
+			return disk.ModeSystem
 		}
 	}
-	return ModeApp
+	return disk.ModeApp
 }
 
 // appParts is what app mode adds: the files under /.c2vm and the boot
@@ -73,20 +54,23 @@ type appParts struct {
 // program's config.
 func prepareApp(o *Options, inv *rootfs.Inventory, work string) (*appParts, error) {
 	if inv.Has(appDir) {
-		return nil, &InputError{Msg: "the image already has /" + appDir + ", where app mode puts c2vm's kernel, initramfs and init config",
-			Fix: "remove /" + appDir + " from the image, or boot it in system mode (--mode system, C2VM_MODE=system) if it has its own kernel and init"}
+		return nil, usererr.New("the image already has /"+appDir+", where app mode puts c2vm's kernel, initramfs and init config",
+			"remove /"+appDir+" from the image, or boot it in system mode (--mode system, C2VM_MODE=system) if it has its own kernel and init")
+
 	}
 	cfg := o.Program
 	if cfg == nil || len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {
-		if o.Mode == ModeAuto || o.Mode == "" {
-			return nil, &InputError{Msg: "the image has no kernel, initramfs and init to boot as a system (looked for /boot/vmlinuz-VERSION with its initrd, /sbin/init, systemd), and names no program (ENTRYPOINT or CMD) to run in app mode",
-				Fix: "install a kernel and an init in the image (Debian/Ubuntu: linux-image-amd64 or linux-image-virtual, initramfs-tools, systemd-sysv; the c2vm frontend adds them), or give a program to run with c2vm's kernel: --cmd or --entrypoint"}
+		if o.Mode == disk.ModeAuto || o.Mode == "" {
+			return nil, usererr.New("the image has no kernel, initramfs and init to boot as a system (looked for /boot/vmlinuz-VERSION with its initrd, /sbin/init, systemd), and names no program (ENTRYPOINT or CMD) to run in app mode",
+				"install a kernel and an init in the image (Debian/Ubuntu: linux-image-amd64 or linux-image-virtual, initramfs-tools, systemd-sysv; the c2vm frontend adds them), or give a program to run with c2vm's kernel: --cmd or --entrypoint")
+
 		}
-		return nil, &InputError{Msg: "app mode runs the image's program, and this image names none (no ENTRYPOINT or CMD)",
-			Fix: "give one with --entrypoint or --cmd (a CMD or ENTRYPOINT in the Dockerfile through BuildKit)"}
+		return nil, usererr.New("app mode runs the image's program, and this image names none (no ENTRYPOINT or CMD)",
+			"give one with --entrypoint or --cmd (a CMD or ENTRYPOINT in the Dockerfile through BuildKit)")
+
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("the image config cannot be run: %v", err), Fix: "fix ENTRYPOINT, CMD, ENV, WORKDIR, USER or STOPSIGNAL in the image"}
+		return nil, usererr.New(fmt.Sprintf("the image config cannot be run: %v", err), "fix ENTRYPOINT, CMD, ENV, WORKDIR, USER or STOPSIGNAL in the image")
 	}
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -125,7 +109,7 @@ func prepareApp(o *Options, inv *rootfs.Inventory, work string) (*appParts, erro
 		}
 		p.bytes += fi.Size()
 	}
-	o.logf("app mode: kernel %s from %s, initramfs %s", k.Version, k.Dir, FormatSize(p.bytes))
+	o.logf("app mode: kernel %s from %s, initramfs %s", k.Version, k.Dir, disk.FormatSize(p.bytes))
 	return p, nil
 }
 
@@ -156,8 +140,9 @@ func staticSelf() (string, error) {
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return "", &InputError{Msg: fmt.Sprintf("%s is dynamically linked: in app mode it becomes the VM's init, where no C library exists", self),
-				Fix: "build c2vm with CGO_ENABLED=0 (make build does), or run it from its image"}
+			return "", usererr.New(fmt.Sprintf("%s is dynamically linked: in app mode it becomes the VM's init, where no C library exists", self),
+				"build c2vm with CGO_ENABLED=0 (make build does), or run it from its image")
+
 		}
 	}
 	return self, nil

@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/c2vm/c2vm/appinit"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/ocitest"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // inventoryOf scans an image of the given layers.
@@ -37,9 +39,9 @@ func TestAppModeRefusesImagesC2vm(t *testing.T) {
 		"parent":    ocitest.NewTar().File(".c2vm/vmlinuz", "k", 0o644),
 	} {
 		inv := inventoryOf(t, ocitest.NewTar().File("app", "#!/bin/sh\n", 0o755), layer)
-		opts := &Options{Mode: ModeApp, Program: &appinit.Config{Cmd: []string{"/app"}}, KernelDir: "/nonexistent"}
+		opts := &Options{Mode: disk.ModeApp, Program: &appinit.Config{Cmd: []string{"/app"}}, KernelDir: "/nonexistent"}
 		_, err := prepareApp(opts, inv, t.TempDir())
-		var ie *InputError
+		var ie *usererr.Error
 		if !errors.As(err, &ie) || !strings.Contains(ie.Msg, "/.c2vm") || !strings.Contains(ie.Fix, "remove /.c2vm") {
 			t.Errorf("%s: want a clear error naming /.c2vm, got %v", name, err)
 		}
@@ -55,7 +57,7 @@ func TestAutoModeWithManyKernels(t *testing.T) {
 			layer.File("boot/vmlinuz-"+fmt.Sprintf(junk, i), "k", 0o644)
 		}
 		inv := inventoryOf(t, layer.Dir("etc/systemd/system", 0o755))
-		if m := pickMode(ModeAuto, inv); m != ModeSystem {
+		if m := pickMode(disk.ModeAuto, inv); m != disk.ModeSystem {
 			t.Errorf("junk %q: mode %s, want system", junk, m)
 		}
 		if bf, ok := inv.FindBoot(); !ok || bf.Kernel != "boot/vmlinuz-6.1.0-1-amd64" {
@@ -98,7 +100,7 @@ func TestAssembleSymlinkedSystemdDir(t *testing.T) {
 	layer := kernelLayer().File("usr/lib/systemd/systemd-growfs", "g", 0o755).Dir("usr/lib/systemd/system", 0o755).
 		Dir("etc/systemd", 0o755).Symlink("etc/systemd/system", "/usr/lib/systemd/system")
 	var log strings.Builder
-	d := assembleT(t, layoutSource(t, layer.Bytes()), Options{Firmware: BIOS, Log: &log})
+	d := assembleT(t, layoutSource(t, layer.Bytes()), Options{Firmware: disk.BIOS, Log: &log})
 	d.fsck()
 	if !strings.Contains(log.String(), "will not grow at boot") {
 		t.Errorf("no note that the root will not grow:\n%s", log.String())

@@ -13,28 +13,27 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/appinit"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/diskformat"
 	"github.com/c2vm/c2vm/exporter/ext4"
+	"github.com/c2vm/c2vm/exporter/grub"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
+	"github.com/c2vm/c2vm/internal/hosttools"
 	"github.com/c2vm/c2vm/internal/usererr"
 	"golang.org/x/sync/errgroup"
 )
 
-// InputError is a problem with what the user gave: it names the cause and
-// what to do about it.
-type InputError = usererr.Error
-
 // Options are assemble's flags.
 type Options struct {
 	OutDir   string
-	Formats  []Format // from ParseFormats: the raw disk, then the formats to write
-	Size     int64    // 0: auto
-	Firmware Firmware
+	Formats  []disk.Format // from ParseFormats: the raw disk, then the formats to write
+	Size     int64         // 0: auto
+	Firmware disk.Firmware
 	Cmdline  []string  // from ParseCmdline
 	Log      io.Writer // progress lines; nil for none
 
-	Mode      Mode            // auto (default), system or app
+	Mode      disk.Mode       // auto (default), system or app
 	Program   *appinit.Config // app mode: what runs, from the image config
 	KernelDir string          // app mode: where the kernel and modules are (initramfs.FindKernel)
 	Exposed   []string        // the image's EXPOSE ports, for c2vm.json
@@ -45,10 +44,10 @@ type Options struct {
 
 // Result says what was written.
 type Result struct {
-	Mode     Mode
+	Mode     disk.Mode
 	Files    []string // final paths, in the format table's order (linux.img first when written)
-	Layout   *Layout
-	IDs      IDs
+	Layout   *disk.Layout
+	IDs      disk.IDs
 	Estimate RootEstimate
 	Boot     rootfs.BootFiles
 }
@@ -68,16 +67,16 @@ func (o *Options) logf(format string, args ...any) {
 func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, error) {
 	opts.start = time.Now()
 	if len(opts.Formats) == 0 {
-		opts.Formats = []Format{formats[0]}
+		opts.Formats = disk.Outputs(nil)
 	}
 	if opts.Firmware == "" {
-		opts.Firmware = Hybrid
+		opts.Firmware = disk.Hybrid
 	}
 	if err := checkTools(opts); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("cannot make the output directory: %v", err), Fix: "give -o a directory you can write"}
+		return nil, usererr.New(fmt.Sprintf("cannot make the output directory: %v", err), "give -o a directory you can write")
 	}
 	outDir, err := filepath.Abs(opts.OutDir)
 	if err != nil {
@@ -89,7 +88,7 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 		return nil, err
 	}
 	defer b.cleanup()
-	b.grub = startGrubImages(ctx, opts.Firmware, b.work)
+	b.grubImages = grub.Start(ctx, grub.Platforms(opts.Firmware), b.work)
 
 	opts.logf("scanning %s", src)
 	if b.inv, err = src.Scan(ctx); err != nil {
@@ -112,7 +111,7 @@ func (b *build) plan() error {
 	var err error
 	b.mode = pickMode(b.opts.Mode, b.inv)
 	extra, headroom := int64(0), int64(systemHeadroom)
-	if b.mode == ModeApp {
+	if b.mode == disk.ModeApp {
 		headroom = appHeadroom
 		if b.app, err = prepareApp(&b.opts, b.inv, b.work); err != nil {
 			return err
@@ -121,8 +120,9 @@ func (b *build) plan() error {
 	} else {
 		var ok bool
 		if b.boot, ok = b.inv.FindBoot(); !ok {
-			return &InputError{Msg: "the image has no kernel and initramfs (looked for /vmlinuz and /initrd.img, /boot/vmlinuz and /boot/initrd.img, /boot/vmlinuz-VERSION with /boot/initrd.img-VERSION)",
-				Fix: "boot it in app mode (--mode app: c2vm's kernel runs the image's program), or install a kernel and an initramfs in the image (Debian/Ubuntu: linux-image-amd64 or linux-image-virtual with initramfs-tools); the c2vm frontend adds them"}
+			return usererr.New("the image has no kernel and initramfs (looked for /vmlinuz and /initrd.img, /boot/vmlinuz and /boot/initrd.img, /boot/vmlinuz-VERSION with /boot/initrd.img-VERSION)",
+				"boot it in app mode (--mode app: c2vm's kernel runs the image's program), or install a kernel and an initramfs in the image (Debian/Ubuntu: linux-image-amd64 or linux-image-virtual with initramfs-tools); the c2vm frontend adds them")
+
 		}
 		logBoot(&b.opts, b.boot)
 	}
@@ -133,10 +133,10 @@ func (b *build) plan() error {
 	if b.opts.Size > 0 {
 		rootBytes = b.est.Min
 	}
-	if b.layout, err = NewLayout(b.opts.Firmware, rootBytes, b.opts.Size); err != nil {
+	if b.layout, err = disk.NewLayout(b.opts.Firmware, rootBytes, b.opts.Size); err != nil {
 		return err
 	}
-	b.opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", FormatSize(b.layout.DiskBytes), FormatSize(b.layout.Root.Size), FormatSize(b.inv.Content+extra), b.est.Inodes)
+	b.opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", disk.FormatSize(b.layout.DiskBytes), disk.FormatSize(b.layout.Root.Size), disk.FormatSize(b.inv.Content+extra), b.est.Inodes)
 	return nil
 }
 
@@ -157,27 +157,24 @@ func logBoot(o *Options, bf rootfs.BootFiles) {
 // checkTools fails early, before any work, when a tool is missing.
 func checkTools(opts Options) error {
 	need := []string{"sfdisk", "grub-mkimage"}
-	if opts.Firmware.uefi() {
+	if opts.Firmware.HasUEFI() {
 		need = append(need, "mkfs.vfat", "mcopy", "mmd")
 	}
-	for _, f := range Outputs(opts.Formats) {
+	for _, f := range disk.Outputs(opts.Formats) {
 		switch f.Make {
-		case MakeQemu, MakeOVA:
+		case disk.MakeQemu, disk.MakeOVA:
 			need = append(need, "qemu-img")
-		case MakeGCE:
+		case disk.MakeGCE:
 			need = append(need, "tar", "gzip")
 		}
 	}
 	for _, t := range need {
 		if _, err := lookTool(t); err != nil {
-			return missingTool(t, err)
+			return hosttools.Missing(t, err)
 		}
 	}
-	for _, p := range []string{"i386-pc", "x86_64-efi"} {
-		if p == "i386-pc" && !opts.Firmware.bios() || p == "x86_64-efi" && !opts.Firmware.uefi() {
-			continue
-		}
-		if _, err := grubDir(p); err != nil {
+	for _, p := range grub.Platforms(opts.Firmware) {
+		if _, err := p.Dir(); err != nil {
 			return err
 		}
 	}
@@ -186,25 +183,25 @@ func checkTools(opts Options) error {
 
 // build is one assembly's state: temporary files to remove unless renamed.
 type build struct {
-	opts   Options
-	inv    *rootfs.Inventory
-	mode   Mode
-	app    *appParts // app mode's kernel, initramfs and config
-	boot   rootfs.BootFiles
-	est    RootEstimate
-	layout *Layout
-	outDir string
-	ids    IDs
-	work   string                            // scratch directory inside outDir
-	grub   func() (map[string][]byte, error) // GRUB's images, made while the source is scanned
-	temps  []string                          // outputs under temporary names, in Outputs order
-	final  []string
-	access accessFound // for c2vm.json
+	opts       Options
+	inv        *rootfs.Inventory
+	mode       disk.Mode
+	app        *appParts // app mode's kernel, initramfs and config
+	boot       rootfs.BootFiles
+	est        RootEstimate
+	layout     *disk.Layout
+	outDir     string
+	ids        disk.IDs
+	work       string                                   // scratch directory inside outDir
+	grubImages func() (map[grub.Platform][]byte, error) // made while the source is scanned
+	temps      []string                                 // outputs under temporary names, in Outputs order
+	final      []string
+	access     accessFound // for c2vm.json
 }
 
 func (b *build) cleanup() {
-	if b.grub != nil {
-		b.grub() // grub-mkimage may still be writing into work
+	if b.grubImages != nil {
+		b.grubImages() // grub-mkimage may still be writing into work
 	}
 	if b.work != "" {
 		os.RemoveAll(b.work)
@@ -216,10 +213,11 @@ func (b *build) cleanup() {
 func (b *build) explain(err error) error {
 	switch {
 	case errors.Is(err, ext4.ErrNoSpace):
-		return &SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4, Auto: b.opts.Size == 0}
+		return &disk.SizeError{Given: b.layout.DiskBytes, Min: b.layout.DiskBytes + b.layout.DiskBytes/4, Auto: b.opts.Size == 0}
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || strings.Contains(err.Error(), "No space left on device"):
-		return &InputError{Msg: fmt.Sprintf("the filesystem holding %s is full: the disk needs up to %s there", b.outDir, FormatSize(b.layout.DiskBytes)),
-			Fix: "free space there, or write the disk elsewhere with -o"}
+		return usererr.New(fmt.Sprintf("the filesystem holding %s is full: the disk needs up to %s there", b.outDir, disk.FormatSize(b.layout.DiskBytes)),
+			"free space there, or write the disk elsewhere with -o")
+
 	}
 	return err
 }
@@ -254,7 +252,7 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	wait := b.startBoot(ctx, raw)
 	// LOCK_BLOCK_DEVICE=0: a user's setting must not make sfdisk lock the
 	// file, which mtools may hold meanwhile.
-	err = b.tool(ctx, []byte(b.layout.sfdiskScript(b.ids.Disk)), []string{"LOCK_BLOCK_DEVICE=0"}, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
+	err = b.tool(ctx, []byte(b.layout.SfdiskScript(b.ids.Disk)), []string{"LOCK_BLOCK_DEVICE=0"}, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never", raw)
 	core, cfg, werr := wait()
 	if err == nil {
 		err = werr
@@ -264,7 +262,7 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 	}
 	// After sfdisk: GRUB's boot code shares the MBR with the partition table.
 	if core != nil {
-		if err := installBIOS(f, b.layout, core, cfg); err != nil {
+		if err := grub.InstallBIOS(f, b.layout, core, cfg); err != nil {
 			return err
 		}
 	}
@@ -272,7 +270,7 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 		return err
 	}
 	b.opts.logf("raw disk written")
-	for _, fm := range Outputs(b.opts.Formats) {
+	for _, fm := range disk.Outputs(b.opts.Formats) {
 		if err := b.makeFormat(ctx, fm, raw); err != nil {
 			return err
 		}
@@ -283,8 +281,8 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 
 // makeFormat writes format fm from the raw disk in the scratch directory;
 // raw itself is already there.
-func (b *build) makeFormat(ctx context.Context, fm Format, raw string) error {
-	if fm.Make == MakeRaw {
+func (b *build) makeFormat(ctx context.Context, fm disk.Format, raw string) error {
+	if fm.Make == disk.MakeRaw {
 		return nil
 	}
 	b.opts.logf("converting to %s", fm.Name)
@@ -293,12 +291,12 @@ func (b *build) makeFormat(ctx context.Context, fm Format, raw string) error {
 			return err
 		}
 	}
-	if fm.Make == MakeOVA {
+	if fm.Make == disk.MakeOVA {
 		return b.writeOVA(ctx, fm, raw)
 	}
 	minVirtual := int64(0)
 	if b.opts.Size == 0 {
-		minVirtual = MinVirtualSize
+		minVirtual = disk.MinVirtualSize
 	}
 	return Convert(ctx, b.work, fm, raw, fm.File, minVirtual)
 }
@@ -307,7 +305,7 @@ func (b *build) makeFormat(ctx context.Context, fm Format, raw string) error {
 // format both VirtualBox and VMware import, and packs it with c2vm's OVF.
 // A hybrid disk is described as BIOS: every importer boots that, while
 // UEFI is opt-in on some.
-func (b *build) writeOVA(ctx context.Context, fm Format, raw string) error {
+func (b *build) writeOVA(ctx context.Context, fm disk.Format, raw string) error {
 	const vmdk = "ova-disk.vmdk"
 	if err := b.tool(ctx, nil, nil, "qemu-img", fm.ConvertArgs(raw, vmdk)...); err != nil {
 		return err
@@ -323,7 +321,7 @@ func (b *build) writeOVA(ctx context.Context, fm Format, raw string) error {
 	} else if epoch != nil {
 		mtime = *epoch
 	}
-	a := diskformat.DefaultAppliance("linux", b.opts.Firmware == UEFI, b.layout.DiskBytes, populated)
+	a := diskformat.DefaultAppliance("linux", b.opts.Firmware == disk.UEFI, b.layout.DiskBytes, populated)
 	return diskformat.WriteOVA(filepath.Join(b.work, fm.File), a, filepath.Join(b.work, vmdk), mtime)
 }
 
@@ -346,7 +344,7 @@ func sourceDateEpoch() (*time.Time, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return nil, &InputError{Msg: fmt.Sprintf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v), Fix: "set it to a Unix time, such as $(git log -1 --format=%ct)"}
+		return nil, usererr.New(fmt.Sprintf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v), "set it to a Unix time, such as $(git log -1 --format=%ct)")
 	}
 	t := time.Unix(n, 0)
 	return &t, nil
@@ -368,7 +366,7 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	meta := b.inv.MetaDigest()
 	root := b.layout.Root
 	w, err := ext4.NewWriter(f, ext4.Params{Offset: root.Start, Size: root.Size, Inodes: b.est.Inodes, Label: "root",
-		UUID: uuidBytes(deriveUUID(meta, "provisional")), HashSeed: uuidBytes(deriveUUID(meta, "hash-seed")), Time: fsTime})
+		UUID: disk.UUIDBytes(disk.DeriveUUID(meta, "provisional")), HashSeed: disk.UUIDBytes(disk.DeriveUUID(meta, "hash-seed")), Time: fsTime})
 	if err != nil {
 		return err
 	}
@@ -395,8 +393,8 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 		w.Close() // stops its writer; the output is discarded anyway
 		return err
 	}
-	b.ids = deriveIDs(sink.Sum())
-	w.SetUUID(uuidBytes(b.ids.RootFS))
+	b.ids = disk.DeriveIDs(sink.Sum())
+	w.SetUUID(disk.UUIDBytes(b.ids.RootFS))
 	return w.Close()
 }
 
@@ -404,70 +402,32 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 // grub.cfg beside it; wait returns the BIOS image (nil without BIOS) and
 // the BIOS grub.cfg, to be installed once the partition table is written.
 func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte, string, error)) {
-	cmdline := b.opts.Cmdline
-	if b.mode == ModeApp {
-		cmdline = append(append([]string{}, appCmdline...), cmdline...)
+	cfg := grub.Config{RootUUID: b.ids.RootFS, Boot: b.boot, Cmdline: b.opts.Cmdline, Follow: b.mode == disk.ModeSystem}
+	if b.mode == disk.ModeApp {
+		cfg.Cmdline = append(append([]string{}, appCmdline...), cfg.Cmdline...)
 	}
-	follow := b.mode == ModeSystem
-	biosCfg := grubConfig("i386-pc", b.ids.RootFS, b.boot, cmdline, follow)
 	var core []byte
 	var g errgroup.Group
 	g.Go(func() error {
-		imgs, err := b.grub()
+		imgs, err := b.grubImages()
 		if err != nil {
 			return err
 		}
-		core = imgs["i386-pc"]
+		core = imgs[grub.PC]
 		if b.layout.ESP == nil {
 			return nil
 		}
-		return b.writeESP(ctx, raw, imgs["x86_64-efi"], grubConfig("x86_64-efi", b.ids.RootFS, b.boot, cmdline, follow))
+		epoch, err := sourceDateEpoch()
+		if err != nil {
+			return err
+		}
+		return grub.WriteESP(ctx, b.work, raw, b.layout, grub.ESP{Platform: grub.AMD64EFI, Image: imgs[grub.AMD64EFI],
+			Config: cfg.Script(grub.AMD64EFI), Serial: b.ids.ESPSerial, Epoch: epoch})
 	})
 	return func() ([]byte, string, error) {
 		err := g.Wait() // before core is read
-		return core, biosCfg, err
+		return core, cfg.Script(grub.PC), err
 	}
-}
-
-// fatEpoch is the time mtools stamps on the ESP's files: SOURCE_DATE_EPOCH
-// when set, never before 1980-01-01, the first time FAT can store (an
-// earlier one wraps to 2098). With TZ=UTC0 the bytes do not depend on the
-// builder's time zone (FAT stores local time).
-func fatEpoch(epoch *time.Time) string {
-	const fat1980 = 315532800
-	if epoch == nil || epoch.Unix() < fat1980 {
-		return strconv.Itoa(fat1980)
-	}
-	return strconv.FormatInt(epoch.Unix(), 10)
-}
-
-// writeESP makes the FAT32 ESP in place and copies GRUB's EFI image to the
-// removable-media path every UEFI firmware tries, with the disk's grub.cfg
-// beside it, where the image's stub reads it.
-func (b *build) writeESP(ctx context.Context, raw string, efi []byte, cfg string) error {
-	esp := b.layout.ESP
-	sector := esp.Start / sectorSize
-	if err := b.tool(ctx, nil, nil, "mkfs.vfat", "--invariant", "-F", "32", "-s", "1", "-n", "ESP",
-		"-i", fmt.Sprintf("%08X", b.ids.ESPSerial), "--offset", fmt.Sprint(sector), "-h", fmt.Sprint(sector),
-		raw, fmt.Sprint(esp.Size/1024)); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(b.work, "BOOTX64.EFI"), efi, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(b.work, "grub.cfg"), []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
-	epoch, err := sourceDateEpoch()
-	if err != nil {
-		return err
-	}
-	env := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC0", "SOURCE_DATE_EPOCH=" + fatEpoch(epoch)}
-	if err := b.tool(ctx, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
-		return err
-	}
-	return b.tool(ctx, nil, env, "mcopy", "-i", img, "BOOTX64.EFI", "grub.cfg", "::/EFI/BOOT/")
 }
 
 // publish renames the outputs into place, the first one (linux.img when
@@ -484,7 +444,7 @@ func (b *build) publish() error {
 	if err := os.Rename(filepath.Join(b.work, diskmeta.FileName), filepath.Join(b.outDir, diskmeta.FileName)); err != nil {
 		return err
 	}
-	outs := Outputs(b.opts.Formats)
+	outs := disk.Outputs(b.opts.Formats)
 	names := make([]string, len(b.temps))
 	for i := len(b.temps) - 1; i >= 0; i-- {
 		names[i] = filepath.Join(b.outDir, outs[i].File)
@@ -504,7 +464,7 @@ func (b *build) publish() error {
 // (containerdisk's disk/). A file with an owner gets it when c2vm runs as
 // root; otherwise its mode lets any user read it, which is all KubeVirt's
 // QEMU needs, and an image build can still chown it.
-func placeOutput(tmp, final string, f Format) error {
+func placeOutput(tmp, final string, f disk.Format) error {
 	if f.Dir() != "" {
 		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 			return err
@@ -516,13 +476,4 @@ func placeOutput(tmp, final string, f Format) error {
 		}
 	}
 	return os.Rename(tmp, final)
-}
-
-// missingTool names the package of a tool hosttools does not know.
-func missingTool(name string, err error) error {
-	var m *MissingToolError
-	if errors.As(err, &m) && m.Package == "" {
-		return &MissingToolError{Tool: name, Package: name}
-	}
-	return err
 }

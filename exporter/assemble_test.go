@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/hostile"
 	"github.com/c2vm/c2vm/internal/ocitest"
@@ -23,7 +24,7 @@ import (
 // they must be there (make test sets C2VM_REQUIRE_TOOLS=1).
 func needTools(t *testing.T) {
 	t.Helper()
-	err := checkTools(Options{Firmware: Hybrid})
+	err := checkTools(Options{Firmware: disk.Hybrid})
 	if err == nil {
 		_, err = lookTool("debugfs")
 	}
@@ -47,14 +48,14 @@ func kernelLayer() *ocitest.Tar {
 		File("sbin/init", "#!/bin/sh\n", 0o755)
 }
 
-// disk is an assembled image and where its root filesystem starts.
-type disk struct {
+// assembled is an assembled image and where its root filesystem starts.
+type assembled struct {
 	t    *testing.T
 	path string
 	res  *Result
 }
 
-func assembleT(t *testing.T, src rootfs.Source, opts Options) disk {
+func assembleT(t *testing.T, src rootfs.Source, opts Options) assembled {
 	t.Helper()
 	d, err := tryAssemble(t, src, opts)
 	if err != nil {
@@ -63,7 +64,7 @@ func assembleT(t *testing.T, src rootfs.Source, opts Options) disk {
 	return d
 }
 
-func tryAssemble(t *testing.T, src rootfs.Source, opts Options) (disk, error) {
+func tryAssemble(t *testing.T, src rootfs.Source, opts Options) (assembled, error) {
 	t.Helper()
 	needTools(t)
 	if opts.OutDir == "" {
@@ -74,17 +75,17 @@ func tryAssemble(t *testing.T, src rootfs.Source, opts Options) (disk, error) {
 		if entries, _ := os.ReadDir(opts.OutDir); len(entries) != 0 {
 			t.Errorf("a failed assembly left %s behind", entries[0].Name())
 		}
-		return disk{}, err
+		return assembled{}, err
 	}
-	return disk{t: t, path: res.Files[0], res: res}, nil
+	return assembled{t: t, path: res.Files[0], res: res}, nil
 }
 
-func (d disk) fsPath() string {
+func (d assembled) fsPath() string {
 	return d.path + "?offset=" + strconv.FormatInt(d.res.Layout.Root.Start, 10)
 }
 
 // debugfs runs one debugfs request against the disk's root filesystem.
-func (d disk) debugfs(req string) string {
+func (d assembled) debugfs(req string) string {
 	d.t.Helper()
 	out, err := exec.Command("debugfs", "-R", req, d.fsPath()).CombinedOutput()
 	if err != nil {
@@ -99,7 +100,7 @@ func (d disk) debugfs(req string) string {
 
 // fsck checks the root filesystem with e2fsck -fn: clean means no message
 // beyond its passes and summary.
-func (d disk) fsck() {
+func (d assembled) fsck() {
 	d.t.Helper()
 	out, err := exec.Command("e2fsck", "-fn", d.fsPath()).CombinedOutput()
 	extra := ""
@@ -114,24 +115,24 @@ func (d disk) fsck() {
 }
 
 // The disk as a hostile.Tree, read with debugfs.
-func (d disk) Content(p string) (string, bool) {
+func (d assembled) Content(p string) (string, bool) {
 	if !d.Exists(p) {
 		return "", false
 	}
 	return d.debugfs("cat /" + p), true
 }
 
-func (d disk) Exists(p string) bool {
+func (d assembled) Exists(p string) bool {
 	out, _ := exec.Command("debugfs", "-R", "stat /"+p, d.fsPath()).CombinedOutput()
 	return !strings.Contains(string(out), "File not found")
 }
 
-func (d disk) SameFile(p, q string) bool {
+func (d assembled) SameFile(p, q string) bool {
 	a, b := inode(d.debugfs("stat /"+p)), inode(d.debugfs("stat /"+q))
 	return a != "" && a == b
 }
 
-func (d disk) Xattrs(p string) []string {
+func (d assembled) Xattrs(p string) []string {
 	var names []string
 	for _, l := range strings.Split(d.debugfs("ea_list /"+p), "\n") {
 		if n, _, ok := strings.Cut(strings.TrimSpace(l), " ("); ok && strings.Contains(n, ".") {
@@ -182,7 +183,7 @@ func TestAssembleLayers(t *testing.T) {
 		Symlink("etc/link", "/etc/a").
 		File("a/Größe-€", "utf8", 0o644)
 	l1 := ocitest.NewTar().File("etc/a", "a1", 0o644).File("data/target", "T1", 0o644).Link("data/link2", "data/target")
-	d := assembleT(t, layoutSource(t, l0.Bytes(), l1.Bytes()), Options{Firmware: BIOS})
+	d := assembleT(t, layoutSource(t, l0.Bytes(), l1.Bytes()), Options{Firmware: disk.BIOS})
 	d.fsck()
 	for p, want := range map[string]string{"etc/a": "a1", "data/target": "T1", "data/link2": "T1", "data/link": "T0", "home/user/file": "mine", "a/Größe-€": "utf8"} {
 		if got, _ := d.Content(p); got != want {
@@ -228,7 +229,7 @@ func TestHostileCorpusOnDisk(t *testing.T) {
 				layers = append(layers, c.Base.Bytes())
 			}
 			layers = append(layers, c.Top.Bytes())
-			d, err := tryAssemble(t, layoutSource(t, layers...), Options{Firmware: BIOS})
+			d, err := tryAssemble(t, layoutSource(t, layers...), Options{Firmware: disk.BIOS})
 			if c.Err != "" {
 				var ue *usererr.Error
 				if err == nil || !strings.Contains(err.Error(), c.Err) || !errors.As(err, &ue) {
@@ -254,7 +255,7 @@ func TestOutputPathsAnyName(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "my vms?offset=0@@1:x,y")
 	src := layoutSource(t, kernelLayer().Entry(tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644,
 		PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}}, "x").Bytes())
-	fs, _ := ParseFormats("raw,qcow2")
+	fs, _ := disk.ParseFormats("raw,qcow2")
 	d := assembleT(t, src, Options{OutDir: out, Formats: fs})
 	if len(d.res.Files) != 2 || filepath.Dir(d.res.Files[0]) != out || filepath.Dir(d.res.Files[1]) != out {
 		t.Fatalf("files %v", d.res.Files)
@@ -280,7 +281,7 @@ func TestDirSourceAssemble(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "sbin/init"), []byte("#!/bin/sh\n"), 0o755)
 	xattr := ocitest.TrickyDir(t, root, 1<<30)
 	src, _ := rootfs.Open(root)
-	d := assembleT(t, src, Options{Firmware: BIOS})
+	d := assembleT(t, src, Options{Firmware: disk.BIOS})
 	d.fsck()
 	if !d.SameFile("f", "g") || !strings.Contains(d.debugfs("stat /f"), "Mode:  04755") {
 		t.Error("hardlink or mode lost")

@@ -1,9 +1,12 @@
 package exporter
 
-import "github.com/c2vm/c2vm/exporter/rootfs"
+import (
+	"github.com/c2vm/c2vm/exporter/grub"
+	"github.com/c2vm/c2vm/exporter/rootfs"
+)
 
 // bootEnv is /etc/c2vm/boot.env as c2vm adds it to a system disk: a GRUB
-// environment block, which GRUB reads at every boot (grub.go), so the
+// environment block, which GRUB reads at every boot ([grub.Config]), so the
 // guest can change its kernel command line without a rebuild and for BIOS
 // and UEFI alike. GRUB's load_env reads any size of block, comment lines
 // included, and takes only the two names grub.cfg asks for.
@@ -26,12 +29,12 @@ c2vm_menu=
 // only into real directories: nothing is written through a link.
 func bootEnvFiles(inv *rootfs.Inventory) []extraFile {
 	const dir = "etc/c2vm"
-	if !inv.IsDir("etc") || inv.Has(bootEnvPath[1:]) || inv.Has(dir) && !inv.IsDir(dir) {
+	if !inv.IsDir("etc") || inv.Has(grub.BootEnvPath[1:]) || inv.Has(dir) && !inv.IsDir(dir) {
 		return nil
 	}
 	var out []extraFile
 	if !inv.Has(dir) {
 		out = append(out, extraFile{name: dir})
 	}
-	return append(out, extraFile{name: bootEnvPath[1:], body: bootEnv})
+	return append(out, extraFile{name: grub.BootEnvPath[1:], body: bootEnv})
 }

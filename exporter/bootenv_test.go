@@ -3,6 +3,7 @@ package exporter
 import (
 	"testing"
 
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
@@ -26,7 +27,7 @@ func TestBootEnvFiles(t *testing.T) {
 		}
 	}
 	// Assembled, the file is there and GRUB's environment block header leads.
-	d := assembleT(t, layoutSource(t, kernelLayer().Dir("etc", 0o755).Bytes()), Options{Firmware: BIOS})
+	d := assembleT(t, layoutSource(t, kernelLayer().Dir("etc", 0o755).Bytes()), Options{Firmware: disk.BIOS})
 	if got, ok := d.Content("etc/c2vm/boot.env"); !ok || got != bootEnv {
 		t.Errorf("boot.env on the disk: %q %v", got, ok)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 )
 
@@ -24,10 +25,10 @@ func FuzzEstimate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if e.Min <= 0 || e.Auto < e.Min || e.Auto > maxDiskSize || e.Inodes <= entries || e.Content < blocks*blockSize {
+		if e.Min <= 0 || e.Auto < e.Min || e.Auto > disk.MaxDiskSize || e.Inodes <= entries || e.Content < blocks*blockSize {
 			t.Fatalf("estimate out of order: %+v for %d entries, %d blocks", e, entries, blocks)
 		}
-		if _, err := NewLayout(Hybrid, e.Auto, 0); err != nil {
+		if _, err := disk.NewLayout(disk.Hybrid, e.Auto, 0); err != nil {
 			t.Fatalf("layout: %v", err)
 		}
 	})

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/c2vm/c2vm/exporter/disk"
 )
 
 // The golden digests pin the bytes of a small fixed tree assembled with
@@ -56,7 +58,7 @@ func TestGoldenDigest(t *testing.T) {
 	}
 	l := d.res.Layout
 	root := sha256.Sum256(img[l.Root.Start : l.Root.Start+l.Root.Size])
-	for _, p := range []*Partition{l.BIOSBoot, l.ESP} {
+	for _, p := range []*disk.Partition{l.BIOSBoot, l.ESP} {
 		clear(img[p.Start : p.Start+p.Size])
 	}
 	// GRUB's boot.img, but for the LBA of core.img that c2vm writes at 0x5c.

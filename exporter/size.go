@@ -3,8 +3,10 @@ package exporter
 import (
 	"fmt"
 
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/ext4"
 	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // RootEstimate is the root filesystem the inventory needs.
@@ -22,8 +24,8 @@ type RootEstimate struct {
 // Debian 12 writes about 120 MiB of lists and caches); an app, for what a
 // program writes beside its image.
 const (
-	systemHeadroom = 160 * mib
-	appHeadroom    = 32 * mib
+	systemHeadroom = 160 * disk.MiB
+	appHeadroom    = 32 * disk.MiB
 )
 
 // extraBlocks covers what assembly adds to the tree (first-boot units,
@@ -45,16 +47,17 @@ func Estimate(inv *rootfs.Inventory, extraBytes, headroom int64) (RootEstimate, 
 		return RootEstimate{}, errTooBig(inv)
 	}
 	content := blocks * blockSize
-	auto := roundUp(minFS+content/32+headroom, mib)
-	if auto > maxDiskSize {
+	auto := roundUp(minFS+content/32+headroom, disk.MiB)
+	if auto > disk.MaxDiskSize {
 		return RootEstimate{}, errTooBig(inv)
 	}
 	return RootEstimate{Inodes: inodes, Content: content, Min: minFS, Auto: auto}, nil
 }
 
 func errTooBig(inv *rootfs.Inventory) error {
-	return &InputError{Msg: fmt.Sprintf("the image holds %d entries and %s of data: more than a %s disk, c2vm's limit", inv.Entries, FormatSize(inv.Content), FormatSize(maxDiskSize)),
-		Fix: "check the image: it declares more than it could hold"}
+	return usererr.New(fmt.Sprintf("the image holds %d entries and %s of data: more than a %s disk, c2vm's limit", inv.Entries, disk.FormatSize(inv.Content), disk.FormatSize(disk.MaxDiskSize)),
+		"check the image: it declares more than it could hold")
+
 }
 
 const blockSize = 4096

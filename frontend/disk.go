@@ -3,12 +3,13 @@ package frontend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/bootstrap/guest"
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
 	"github.com/moby/buildkit/client/llb"
@@ -44,7 +45,7 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 	if err := t.checkAccess(ctx, mode, bo); err != nil {
 		return llb.State{}, err
 	}
-	if mode == exporter.ModeApp {
+	if mode == disk.ModeApp {
 		if err := t.runnable(cfg, set.mode); err != nil {
 			return llb.State{}, err
 		}
@@ -113,7 +114,7 @@ func configured(ctx context.Context, c client.Client, cfg bootstrap.Configured, 
 	if err != nil {
 		return llb.State{}, fmt.Errorf("configuring the guest: reading c2vm guest-config's status: %v", err)
 	}
-	return llb.State{}, optionError(status)
+	return llb.State{}, errors.New(string(status)) // the build step wrote it as a user error
 }
 
 // stepFailure is a failed step's error without BuildKit's long wrapping.
@@ -131,21 +132,21 @@ var sshdPaths = []string{"/usr/sbin/sshd", "/sbin/sshd", "/usr/bin/sshd"}
 // checkAccess refuses access options where c2vm cannot apply them: users
 // and cloud-init in app mode (no one logs in; the image's program runs),
 // keys for an image without an SSH server that c2vm cannot install into.
-func (t *target) checkAccess(ctx context.Context, mode exporter.Mode, bo bootstrap.Options) error {
+func (t *target) checkAccess(ctx context.Context, mode disk.Mode, bo bootstrap.Options) error {
 	a := bo.Access
-	if mode == exporter.ModeApp {
+	if mode == disk.ModeApp {
 		for _, o := range []struct {
 			name string
 			set  bool
 		}{{"C2VM_ROOT_PASSWORD_SECRET", bo.RootPasswordSecret != ""}, {"C2VM_USER", a.User != ""}, {"C2VM_CLOUD_INIT", a.CloudInit}} {
 			if o.set {
-				return optionError(o.name + " applies to system mode; in app mode no one logs in, c2vm's init runs the image's program\n" +
-					"  fix: drop the option, or set C2VM_MODE=system with an image c2vm can make bootable")
+				return usererr.New(o.name+" applies to system mode; in app mode no one logs in, c2vm's init runs the image's program",
+					"drop the option, or set C2VM_MODE=system with an image c2vm can make bootable")
 			}
 		}
 		if a.Keys() && !hasAny(ctx, t.ref, sshdPaths...) {
-			return optionError("C2VM_SSH_AUTHORIZED_KEYS in app mode gives the keys to root for the image's own SSH server, and this image has none (no /usr/sbin/sshd)\n" +
-				"  fix: make sshd the image's program, or use C2VM_MODE=system (c2vm installs openssh-server on Debian and Ubuntu)")
+			return usererr.New("C2VM_SSH_AUTHORIZED_KEYS in app mode gives the keys to root for the image's own SSH server, and this image has none (no /usr/sbin/sshd)",
+				"make sshd the image's program, or use C2VM_MODE=system (c2vm installs openssh-server on Debian and Ubuntu)")
 		}
 		return nil
 	}
@@ -162,8 +163,8 @@ func (t *target) checkAccess(ctx context.Context, mode exporter.Mode, bo bootstr
 		{a.CloudInit, []string{"/usr/bin/cloud-init", "/bin/cloud-init"}, "C2VM_CLOUD_INIT", "cloud-init", "install cloud-init"},
 	} {
 		if need.want && !hasAny(ctx, t.ref, need.paths...) {
-			return optionError(fmt.Sprintf("%s needs %s, which this image lacks; it brings its own kernel and init, so c2vm installs nothing into it\n"+
-				"  fix: %s in the Dockerfile", need.option, need.what, need.do))
+			return usererr.New(fmt.Sprintf("%s needs %s, which this image lacks; it brings its own kernel and init, so c2vm installs nothing into it", need.option, need.what),
+				need.do+" in the Dockerfile")
 		}
 	}
 	return nil
@@ -206,10 +207,5 @@ func keysFromContext(ctx context.Context, c client.Client, keys []string, from c
 	return append(append([]string{}, keys...), more...), nil
 }
 
-type optionError string
-
-func (e optionError) Error() string { return string(e) }
-
-const (
-	errNoSystemd = optionError("C2VM_APP=service needs systemd, and this image brings its own init that is not systemd\n  fix: set C2VM_APP=off, or start the program from the image's own init")
-)
+var errNoSystemd = usererr.New("C2VM_APP=service needs systemd, and this image brings its own init that is not systemd",
+	"set C2VM_APP=off, or start the program from the image's own init")

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/c2vm/c2vm/bootstrap"
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	c2llb "github.com/c2vm/c2vm/llb"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -55,8 +55,8 @@ func kernelBeneath(ctx context.Context, c client.Client, st llb.State, p ocispec
 
 // buildTarget builds the Dockerfile's result — on a base with the kernel
 // installed when kernelBeneath applies (never in app mode) — and reads it.
-func buildTarget(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bo bootstrap.Options, mode exporter.Mode) (*target, llb.State, error) {
-	if mode != exporter.ModeApp {
+func buildTarget(ctx context.Context, c client.Client, st llb.State, p ocispecs.Platform, bo bootstrap.Options, mode disk.Mode) (*target, llb.State, error) {
+	if mode != disk.ModeApp {
 		re, t, ok, err := kernelBeneath(ctx, c, st, p, bo)
 		if err != nil || ok {
 			return t, re, err

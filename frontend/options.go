@@ -9,7 +9,7 @@ import (
 
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/bootstrap/guest"
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
 )
@@ -41,7 +41,7 @@ var options = []Option{
 type settings struct {
 	disk      c2llb.DiskOptions
 	bootstrap bootstrap.Options
-	mode      exporter.Mode
+	mode      disk.Mode
 	app       bootstrap.App
 	// keysFrom is C2VM_SSH_AUTHORIZED_KEYS's context:NAME/PATH, read when
 	// the build runs; literal keys are in bootstrap.Access already.
@@ -65,18 +65,18 @@ func parseOptions(args map[string]string) (settings, error) {
 		return ""
 	}
 	var s settings
-	formats, err := exporter.ParseFormats(get("C2VM_FORMAT"))
+	formats, err := disk.ParseFormats(get("C2VM_FORMAT"))
 	if err != nil {
 		return s, fmt.Errorf("C2VM_FORMAT: %w", err)
 	}
-	if _, err := exporter.ParseSize(get("C2VM_DISK_SIZE")); err != nil {
+	if _, err := disk.ParseSize(get("C2VM_DISK_SIZE")); err != nil {
 		return s, fmt.Errorf("C2VM_DISK_SIZE: %w", err)
 	}
-	fw, err := exporter.ParseFirmware(get("C2VM_FIRMWARE"))
+	fw, err := disk.ParseFirmware(get("C2VM_FIRMWARE"))
 	if err != nil {
 		return s, fmt.Errorf("C2VM_FIRMWARE: %w", err)
 	}
-	if _, err := exporter.ParseCmdline(get("C2VM_KERNEL_CMDLINE")); err != nil {
+	if _, err := disk.ParseCmdline(get("C2VM_KERNEL_CMDLINE")); err != nil {
 		return s, fmt.Errorf("C2VM_KERNEL_CMDLINE: %w", err)
 	}
 	host := get("C2VM_HOSTNAME")
@@ -86,7 +86,7 @@ func parseOptions(args map[string]string) (settings, error) {
 	s.disk = c2llb.DiskOptions{Formats: formats[1:], Size: get("C2VM_DISK_SIZE"), Firmware: string(fw),
 		Cmdline: get("C2VM_KERNEL_CMDLINE"), Epoch: args["SOURCE_DATE_EPOCH"]}
 	s.bootstrap = bootstrap.Options{Hostname: host, RootPasswordSecret: get("C2VM_ROOT_PASSWORD_SECRET")}
-	if s.mode, err = exporter.ParseMode(get("C2VM_MODE")); err != nil {
+	if s.mode, err = disk.ParseMode(get("C2VM_MODE")); err != nil {
 		return s, fmt.Errorf("C2VM_MODE: %w", err)
 	}
 	switch a := bootstrap.App(strings.ToLower(get("C2VM_APP"))); a {

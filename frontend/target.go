@@ -7,7 +7,8 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/bootstrap"
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -38,29 +39,30 @@ func probe(ctx context.Context, ref client.Reference) *target {
 // mode resolves C2VM_MODE: auto is system when the image brings its own
 // kernel and init, or is a supported distribution with its package manager
 // (distroless says ID=debian but has no apt); app otherwise.
-func (t *target) mode(want exporter.Mode) (exporter.Mode, error) {
+func (t *target) mode(want disk.Mode) (disk.Mode, error) {
 	canSystem := t.ownBoot || t.recipe != nil && t.apt
 	switch {
-	case want == exporter.ModeApp || want == exporter.ModeAuto && !canSystem:
-		return exporter.ModeApp, nil
+	case want == disk.ModeApp || want == disk.ModeAuto && !canSystem:
+		return disk.ModeApp, nil
 	case canSystem:
-		return exporter.ModeSystem, nil
+		return disk.ModeSystem, nil
 	case t.recipe == nil:
 		_, err := bootstrap.For(t.os)
 		return "", fmt.Errorf("C2VM_MODE=system: %w\n  or: C2VM_MODE=app runs the image's program with c2vm's own kernel", err)
 	}
-	return "", fmt.Errorf("C2VM_MODE=system: %s has no apt-get, so c2vm cannot install a kernel in it (distroless images have none)\n  fix: use C2VM_MODE=app (c2vm's kernel runs the image's program), or build FROM an image with its package manager", t.os.Name())
+	return "", usererr.New(fmt.Sprintf("C2VM_MODE=system: %s has no apt-get, so c2vm cannot install a kernel in it (distroless images have none)", t.os.Name()),
+		"use C2VM_MODE=app (c2vm's kernel runs the image's program), or build FROM an image with its package manager")
 }
 
 // runnable checks that app mode has a program to run, before anything is
 // assembled; when auto chose app mode it also says why system mode was not
 // possible.
-func (t *target) runnable(cfg ocispecs.ImageConfig, want exporter.Mode) error {
+func (t *target) runnable(cfg ocispecs.ImageConfig, want disk.Mode) error {
 	if len(cfg.Entrypoint)+len(cfg.Cmd) > 0 {
 		return nil
 	}
-	if want == exporter.ModeApp {
-		return fmt.Errorf("C2VM_MODE=app runs the image's program, and this image names none (no ENTRYPOINT or CMD)\n  fix: add a CMD or ENTRYPOINT to the Dockerfile")
+	if want == disk.ModeApp {
+		return usererr.New("C2VM_MODE=app runs the image's program, and this image names none (no ENTRYPOINT or CMD)", "add a CMD or ENTRYPOINT to the Dockerfile")
 	}
 	why := "it has no kernel and init of its own"
 	if _, err := bootstrap.For(t.os); err != nil {
@@ -68,7 +70,8 @@ func (t *target) runnable(cfg ocispecs.ImageConfig, want exporter.Mode) error {
 	} else if !t.apt {
 		why += ", and " + t.os.Name() + " has no apt-get to install them with"
 	}
-	return fmt.Errorf("c2vm cannot boot this image as a system (%s), and it names no program (ENTRYPOINT or CMD) to run with c2vm's kernel in app mode\n  fix: add a CMD or ENTRYPOINT to run it as an app, or start FROM a supported distribution to boot it as a system", why)
+	return usererr.New(fmt.Sprintf("c2vm cannot boot this image as a system (%s), and it names no program (ENTRYPOINT or CMD) to run with c2vm's kernel in app mode", why),
+		"add a CMD or ENTRYPOINT to run it as an app, or start FROM a supported distribution to boot it as a system")
 }
 
 // program is ENTRYPOINT+CMD with the program resolved to an absolute path
@@ -77,7 +80,7 @@ func (t *target) runnable(cfg ocispecs.ImageConfig, want exporter.Mode) error {
 func (t *target) program(ctx context.Context, cfg ocispecs.ImageConfig) ([]string, error) {
 	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
 	if len(argv) == 0 {
-		return nil, fmt.Errorf("the image has no ENTRYPOINT or CMD to run as a service\n  fix: add one to the Dockerfile, or set C2VM_APP=off")
+		return nil, usererr.New("the image has no ENTRYPOINT or CMD to run as a service", "add one to the Dockerfile, or set C2VM_APP=off")
 	}
 	if strings.Contains(argv[0], "/") {
 		return argv, nil
@@ -98,7 +101,8 @@ func (t *target) program(ctx context.Context, cfg ocispecs.ImageConfig) ([]strin
 			return argv, nil
 		}
 	}
-	return nil, fmt.Errorf("the image's program %q is not in its PATH (%s)\n  fix: install it, name it by absolute path in ENTRYPOINT/CMD, or set C2VM_APP=off", argv[0], pathEnv)
+	return nil, usererr.New(fmt.Sprintf("the image's program %q is not in its PATH (%s)", argv[0], pathEnv),
+		"install it, name it by absolute path in ENTRYPOINT/CMD, or set C2VM_APP=off")
 }
 
 // readOSRelease reads os-release, which is usually a symlink from /etc to

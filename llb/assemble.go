@@ -9,16 +9,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/diskmeta"
 	bk "github.com/moby/buildkit/client/llb"
 )
 
 // DiskOptions are what `c2vm assemble` gets inside the build.
 type DiskOptions struct {
-	// Formats are the formats to write: exporter.ParseFormats' result
+	// Formats are the formats to write: disk.ParseFormats' result
 	// without its first entry (the raw disk always assembled); none: raw.
-	Formats  []exporter.Format
+	Formats  []disk.Format
 	Size     string // auto or N[KMGT]
 	Firmware string // hybrid, bios, uefi
 	Cmdline  string
@@ -26,7 +26,7 @@ type DiskOptions struct {
 	Epoch string
 	// NoCache re-runs assembly and conversions (--no-cache).
 	NoCache bool
-	// Mode is system or app (exporter.Mode).
+	// Mode is system or app (disk.Mode).
 	Mode string
 	// ImageConfig is the image's config (JSON): the program app mode runs,
 	// the ports c2vm.json records.
@@ -67,9 +67,9 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 }
 
 // outputs are the formats to write: those named, or raw.
-func (o DiskOptions) outputs() []exporter.Format {
+func (o DiskOptions) outputs() []disk.Format {
 	if len(o.Formats) == 0 {
-		return exporter.Outputs(nil)
+		return disk.Outputs(nil)
 	}
 	return o.Formats
 }
@@ -77,15 +77,15 @@ func (o DiskOptions) outputs() []exporter.Format {
 // ContainerDisk says whether the result is a KubeVirt containerDisk, whose
 // image config is the minimal one.
 func (o DiskOptions) ContainerDisk() bool {
-	return slices.ContainsFunc(o.outputs(), func(f exporter.Format) bool { return f.Name == "containerdisk" })
+	return slices.ContainsFunc(o.outputs(), func(f disk.Format) bool { return f.Name == "containerdisk" })
 }
 
-func isRaw(f exporter.Format) bool { return f.Make == exporter.MakeRaw }
+func isRaw(f disk.Format) bool { return f.Make == disk.MakeRaw }
 
 // split sorts the outputs into those the assembly step writes (the raw
 // disk, when asked for or when a conversion needs it, and the OVA) and the
 // conversions.
-func split(want []exporter.Format) (inAsm, conversions []exporter.Format) {
+func split(want []disk.Format) (inAsm, conversions []disk.Format) {
 	for _, f := range want {
 		if !f.Converted() {
 			inAsm = append(inAsm, f)
@@ -94,14 +94,14 @@ func split(want []exporter.Format) (inAsm, conversions []exporter.Format) {
 		}
 	}
 	if len(conversions) > 0 && !slices.ContainsFunc(inAsm, isRaw) {
-		inAsm = append(exporter.Outputs(nil), inAsm...)
+		inAsm = append(disk.Outputs(nil), inAsm...)
 	}
 	return inAsm, conversions
 }
 
 // keep copies c2vm.json and the assembly's outputs other than the raw disk
 // into a fresh state: what the step wrote minus the raw disk.
-func keep(base bk.State, inAsm []exporter.Format) bk.State {
+func keep(base bk.State, inAsm []disk.Format) bk.State {
 	fa := bk.Copy(base, "/"+diskmeta.FileName, "/"+diskmeta.FileName)
 	for _, f := range inAsm {
 		if !isRaw(f) {
@@ -112,7 +112,7 @@ func keep(base bk.State, inAsm []exporter.Format) bk.State {
 }
 
 // assemble is the `c2vm assemble` step writing formats into /out.
-func assemble(rootfs, tools bk.State, o DiskOptions, formats []exporter.Format) bk.State {
+func assemble(rootfs, tools bk.State, o DiskOptions, formats []disk.Format) bk.State {
 	args := []string{"c2vm", "assemble", "--quiet", "-o", outDir}
 	if len(formats) != 1 || !isRaw(formats[0]) {
 		var names []string
@@ -167,10 +167,10 @@ func assemble(rootfs, tools bk.State, o DiskOptions, formats []exporter.Format) 
 // convert makes format f from the raw disk in its own step. A file with an
 // owner (containerdisk's, for KubeVirt's QEMU) is written by that user into
 // a directory it owns: no root-owned copy, no second copy to chown.
-func convert(raw, tools bk.State, f exporter.Format, size string, noCache bool) bk.State {
+func convert(raw, tools bk.State, f disk.Format, size string, noCache bool) bk.State {
 	minVirtual := int64(0)
 	if size == "" || size == "auto" {
-		minVirtual = exporter.MinVirtualSize
+		minVirtual = disk.MinVirtualSize
 	}
 	run := []bk.RunOption{
 		bk.Args([]string{"c2vm", "convert", "--format", f.Name, "--min-virtual-size", strconv.FormatInt(minVirtual, 10),

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/llbtest"
 	bk "github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -16,7 +16,7 @@ import (
 )
 
 func diskState(t *testing.T, formats string) bk.State {
-	fs, err := exporter.ParseFormats(formats)
+	fs, err := disk.ParseFormats(formats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +93,13 @@ func TestConvertSteps(t *testing.T) {
 // An auto-sized disk's sparse formats get at least 8 GiB (c2vm convert
 // leaves fixed formats as they are).
 func TestConvertAutoSize(t *testing.T) {
-	fs, _ := exporter.ParseFormats("qcow2")
+	fs, _ := disk.ParseFormats("qcow2")
 	st := Disk(bk.Image("docker.io/library/debian:bookworm"), bk.Image("127.0.0.1:5000/c2vm:dev"), DiskOptions{Formats: fs[1:], Size: "auto", Firmware: "hybrid"})
 	n := 0
 	for _, e := range llbtest.Execs(llbtest.Ops(t, st)) {
 		if isConvert(e) {
 			n++
-			if !slices.Contains(e.Meta.Args, strconv.Itoa(exporter.MinVirtualSize)) {
+			if !slices.Contains(e.Meta.Args, strconv.Itoa(disk.MinVirtualSize)) {
 				t.Errorf("conversion %q", e.Meta.Args)
 			}
 		}
@@ -119,7 +119,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestNoCache(t *testing.T) {
-	fs, _ := exporter.ParseFormats("qcow2")
+	fs, _ := disk.ParseFormats("qcow2")
 	ignored := func(noCache bool) int {
 		st := Disk(bk.Image("docker.io/library/x"), bk.Image("c2vm"), DiskOptions{Formats: fs[1:], NoCache: noCache})
 		def, err := st.Marshal(context.Background())
@@ -264,12 +264,12 @@ func execFiles(t *testing.T, e *pb.ExecOp, index int64) []string {
 		if i := slices.Index(args, "--format"); i > 0 {
 			format = args[i+1]
 		}
-		fs, err := exporter.ParseFormats(format)
+		fs, err := disk.ParseFormats(format)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := []string{"c2vm.json"}
-		for _, f := range exporter.Outputs(fs) {
+		for _, f := range disk.Outputs(fs) {
 			out = append(out, f.FileName())
 		}
 		return out
@@ -331,8 +331,8 @@ func TestContainerDiskOwner(t *testing.T) {
 	}
 }
 
-func mustFormats(t *testing.T, s string) []exporter.Format {
-	fs, err := exporter.ParseFormats(s)
+func mustFormats(t *testing.T, s string) []disk.Format {
+	fs, err := disk.ParseFormats(s)
 	if err != nil {
 		t.Fatal(err)
 	}

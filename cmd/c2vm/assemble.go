@@ -9,6 +9,7 @@ import (
 
 	"github.com/c2vm/c2vm/bootstrap/guest"
 	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/spf13/cobra"
@@ -72,7 +73,7 @@ needed.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", ".", "output directory; the disk is written as DIR/linux.img")
-	f.StringVar(&format, "format", "raw", "comma-separated output formats, exactly those written: "+strings.Join(exporter.FormatNames(), ",")+" (raw is linux.img; qcow2 is zstd-compressed)")
+	f.StringVar(&format, "format", "raw", "comma-separated output formats, exactly those written: "+strings.Join(disk.FormatNames(), ",")+" (raw is linux.img; qcow2 is zstd-compressed)")
 	f.StringVar(&size, "size", "auto", "disk size: auto (content plus headroom) or N[K|M|G|T]")
 	f.StringVar(&firmware, "firmware", "hybrid", "boot firmware the disk supports: hybrid, bios or uefi")
 	f.StringVar(&cmdline, "cmdline", "", "extra kernel command line arguments")
@@ -87,19 +88,19 @@ needed.`,
 func assembleOptions(out, format, size, firmware, cmdline, mode string) (exporter.Options, error) {
 	var o exporter.Options
 	var err error
-	if o.Formats, err = exporter.ParseFormats(format); err != nil {
+	if o.Formats, err = disk.ParseFormats(format); err != nil {
 		return o, err
 	}
-	if o.Firmware, err = exporter.ParseFirmware(firmware); err != nil {
+	if o.Firmware, err = disk.ParseFirmware(firmware); err != nil {
 		return o, err
 	}
-	if o.Size, err = exporter.ParseSize(size); err != nil {
+	if o.Size, err = disk.ParseSize(size); err != nil {
 		return o, err
 	}
-	if o.Cmdline, err = exporter.ParseCmdline(cmdline); err != nil {
+	if o.Cmdline, err = disk.ParseCmdline(cmdline); err != nil {
 		return o, err
 	}
-	if o.Mode, err = exporter.ParseMode(mode); err != nil {
+	if o.Mode, err = disk.ParseMode(mode); err != nil {
 		return o, err
 	}
 	o.OutDir = out

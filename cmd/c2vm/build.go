@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/frontend"
+	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/moby/buildkit/client"
 	bk "github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
@@ -33,13 +34,13 @@ frontend takes.`,
 			ctx := cmd.Context()
 			addr := os.Getenv("BUILDKIT_HOST")
 			if addr == "" {
-				return fmt.Errorf("BUILDKIT_HOST is not set\n  fix: export BUILDKIT_HOST=unix:///path/to/buildkitd.sock (hack/testenv up prints it)")
+				return usererr.New("BUILDKIT_HOST is not set", "export BUILDKIT_HOST=unix:///path/to/buildkitd.sock (hack/testenv up prints it)")
 			}
 			if tools == "" {
 				tools = os.Getenv("C2VM_IMAGE")
 			}
 			if tools == "" {
-				return fmt.Errorf("no c2vm image for the assembly step\n  fix: pass --tools-image REF or export C2VM_IMAGE=REF")
+				return usererr.New("no c2vm image for the assembly step", "pass --tools-image REF or export C2VM_IMAGE=REF")
 			}
 			if file == "" {
 				file = filepath.Join(args[0], "Dockerfile")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/exporter"
+	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/spf13/cobra"
 )
@@ -22,12 +23,12 @@ func convertCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := exporter.ParseFormats(format)
+			fs, err := disk.ParseFormats(format)
 			if err != nil {
 				return err
 			}
 			if len(fs) != 2 || !fs[1].Converted() {
-				return usererr.New("c2vm convert makes one of the converted formats, not "+strconv.Quote(format), "name one of "+strings.Join(exporter.FormatNames(), ", ")+" other than raw and ova")
+				return usererr.New("c2vm convert makes one of the converted formats, not "+strconv.Quote(format), "name one of "+strings.Join(disk.FormatNames(), ", ")+" other than raw and ova")
 			}
 			raw, err := filepath.Abs(args[0])
 			if err != nil {

@@ -40,7 +40,7 @@ func openDir(spec string) (Source, error) {
 	// followed.
 	root, err := filepath.EvalSymlinks(spec)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("source %s: %v", spec, err), Fix: "give an existing directory"}
+		return nil, usererr.New(fmt.Sprintf("source %s: %v", spec, err), "give an existing directory")
 	}
 	return &dirSource{root: root}, nil
 }
@@ -232,13 +232,15 @@ func statTime(st *unix.Stat_t) time.Time { return time.Unix(st.Mtim.Sec, st.Mtim
 func (s *dirSource) readErr(rel string, err error) error {
 	p := filepath.Join(s.root, rel)
 	if errors.Is(err, fs.ErrPermission) {
-		return &usererr.Error{Msg: fmt.Sprintf("cannot read %s: permission denied", p),
-			Fix: "run c2vm assemble as a user who can read the whole tree (root, or inside the build), or give a tar of the tree instead"}
+		return usererr.New(fmt.Sprintf("cannot read %s: permission denied", p),
+			"run c2vm assemble as a user who can read the whole tree (root, or inside the build), or give a tar of the tree instead")
+
 	}
-	return &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", p, err), Fix: "check the source tree"}
+	return usererr.New(fmt.Sprintf("cannot read %s: %v", p, err), "check the source tree")
 }
 
 func (s *dirSource) changed(rel string) error {
-	return &usererr.Error{Msg: fmt.Sprintf("%s changed while c2vm was reading the tree", filepath.Join(s.root, rel)),
-		Fix: "do not modify the source directory during assembly"}
+	return usererr.New(fmt.Sprintf("%s changed while c2vm was reading the tree", filepath.Join(s.root, rel)),
+		"do not modify the source directory during assembly")
+
 }

@@ -143,7 +143,7 @@ func readlinkat(dirfd int, name string) (string, error) {
 }
 
 func (s *dirSource) bad(err error) error {
-	return &usererr.Error{Msg: fmt.Sprintf("%s: %v", s, err), Fix: "remove or fix the entry in the tree"}
+	return usererr.New(fmt.Sprintf("%s: %v", s, err), "remove or fix the entry in the tree")
 }
 
 // Stream walks the tree again and sends it, checking each entry against

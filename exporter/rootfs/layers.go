@@ -127,19 +127,21 @@ func (s *layeredSource) corrupt(l int, err error) error {
 	}
 	var de *digestError
 	if errors.As(err, &de) {
-		return &usererr.Error{Msg: fmt.Sprintf("%s: %v", s.where(l), err),
-			Fix: "fetch or save the image again (skopeo copy, docker save, buildx --output type=oci) and check where it came from"}
+		return usererr.New(fmt.Sprintf("%s: %v", s.where(l), err),
+			"fetch or save the image again (skopeo copy, docker save, buildx --output type=oci) and check where it came from")
+
 	}
 	if errors.Is(err, fs.ErrPermission) {
-		return &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", s.where(l), err), Fix: "make the files readable by the user running c2vm"}
+		return usererr.New(fmt.Sprintf("cannot read %s: %v", s.where(l), err), "make the files readable by the user running c2vm")
 	}
-	return &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", s.where(l), err),
-		Fix: "the archive is damaged or not a tar; re-create it (docker export, docker save or skopeo copy) and try again"}
+	return usererr.New(fmt.Sprintf("cannot read %s: %v", s.where(l), err),
+		"the archive is damaged or not a tar; re-create it (docker export, docker save or skopeo copy) and try again")
+
 }
 
 // bad explains an entry c2vm refuses.
 func (s *layeredSource) bad(l int, err error) error {
-	return &usererr.Error{Msg: fmt.Sprintf("%s: %v", s.where(l), err), Fix: "remove or fix the entry in the image"}
+	return usererr.New(fmt.Sprintf("%s: %v", s.where(l), err), "remove or fix the entry in the image")
 }
 
 // Scan applies every layer's headers to build the final tree.

@@ -33,8 +33,9 @@ import (
 const maxJSON = 8 << 20 // manifests, indexes, configs
 
 func integrityError(desc, what string) error {
-	return &usererr.Error{Msg: fmt.Sprintf("%s: %s does not match its digest: the image is damaged or was altered", desc, what),
-		Fix: "fetch or save the image again (skopeo copy, docker save, buildx --output type=oci) and check where it came from"}
+	return usererr.New(fmt.Sprintf("%s: %s does not match its digest: the image is damaged or was altered", desc, what),
+		"fetch or save the image again (skopeo copy, docker save, buildx --output type=oci) and check where it came from")
+
 }
 
 // openOCILayout opens oci-layout:DIR[:TAG]. With no tag the layout must
@@ -45,14 +46,14 @@ func openOCILayout(spec string) (Source, error) {
 	fix := "give an OCI image layout directory (skopeo copy ... oci:DIR, or buildx --output type=oci,tar=false)"
 	fi, err := os.Stat(filepath.Join(dir, "index.json"))
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s is not an OCI image layout: %v", dir, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("%s is not an OCI image layout: %v", dir, err), fix)
 	}
 	if fi.Size() > maxJSON {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: index.json is %d bytes", desc, fi.Size()), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("%s: index.json is %d bytes", desc, fi.Size()), fix)
 	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s is not an OCI image layout: %v", dir, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("%s is not an OCI image layout: %v", dir, err), fix)
 	}
 	lay := ociLayout{dir: dir, desc: desc}
 	img, d, err := lay.pick(idx, tag)
@@ -81,12 +82,12 @@ type ociLayout struct{ dir, desc string }
 // blob reads a small blob, checking its size and digest.
 func (o ociLayout) blob(d v1.Descriptor) ([]byte, error) {
 	if d.Digest.Algorithm != "sha256" || len(d.Digest.Hex) != 64 {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: unsupported digest %q", o.desc, d.Digest), Fix: "use sha256 digests"}
+		return nil, usererr.New(fmt.Sprintf("%s: unsupported digest %q", o.desc, d.Digest), "use sha256 digests")
 	}
 	p := filepath.Join(o.dir, "blobs", "sha256", d.Digest.Hex)
 	fi, err := os.Stat(p)
 	if err != nil || fi.Size() > maxJSON {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: blob %s is missing or larger than %d bytes", o.desc, d.Digest, maxJSON), Fix: "re-create the layout"}
+		return nil, usererr.New(fmt.Sprintf("%s: blob %s is missing or larger than %d bytes", o.desc, d.Digest, maxJSON), "re-create the layout")
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -102,7 +103,7 @@ func (o ociLayout) blob(d v1.Descriptor) ([]byte, error) {
 // descending into nested indexes by platform.
 func (o ociLayout) pick(idx v1.ImageIndex, tag string) (v1.Image, v1.Descriptor, error) {
 	fail := func(msg, fix string) (v1.Image, v1.Descriptor, error) {
-		return nil, v1.Descriptor{}, &usererr.Error{Msg: o.desc + ": " + msg, Fix: fix}
+		return nil, v1.Descriptor{}, usererr.New(o.desc+": "+msg, fix)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
@@ -169,7 +170,7 @@ func byPlatform(ds []v1.Descriptor) []v1.Descriptor {
 func (o ociLayout) source(img v1.Image) (Source, error) {
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: cannot read the manifest: %v", o.desc, err), Fix: "re-create the layout"}
+		return nil, usererr.New(fmt.Sprintf("%s: cannot read the manifest: %v", o.desc, err), "re-create the layout")
 	}
 	cfgRaw, err := o.blob(m.Config)
 	if err != nil {
@@ -182,7 +183,7 @@ func (o ociLayout) source(img v1.Image) (Source, error) {
 	s := &layeredSource{desc: o.desc, whiteouts: true, config: &cfg.Config}
 	for i, d := range m.Layers {
 		if d.Digest.Algorithm != "sha256" {
-			return nil, &usererr.Error{Msg: fmt.Sprintf("%s: layer %d has an unsupported digest %q", o.desc, i+1, d.Digest), Fix: "use sha256 digests"}
+			return nil, usererr.New(fmt.Sprintf("%s: layer %d has an unsupported digest %q", o.desc, i+1, d.Digest), "use sha256 digests")
 		}
 		p := filepath.Join(o.dir, "blobs", "sha256", d.Digest.Hex)
 		diffID := cfg.RootFS.DiffIDs[i]
@@ -205,14 +206,14 @@ func (o ociLayout) source(img v1.Image) (Source, error) {
 func parseConfig(desc string, raw []byte, layers int) (*v1.ConfigFile, error) {
 	var cfg v1.ConfigFile
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: the image config is not valid JSON: %v", desc, err), Fix: "re-create the image"}
+		return nil, usererr.New(fmt.Sprintf("%s: the image config is not valid JSON: %v", desc, err), "re-create the image")
 	}
 	if len(cfg.RootFS.DiffIDs) != layers {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: the config lists %d layers, the manifest %d", desc, len(cfg.RootFS.DiffIDs), layers), Fix: "re-create the image"}
+		return nil, usererr.New(fmt.Sprintf("%s: the config lists %d layers, the manifest %d", desc, len(cfg.RootFS.DiffIDs), layers), "re-create the image")
 	}
 	for _, d := range cfg.RootFS.DiffIDs {
 		if d.Algorithm != "sha256" || len(d.Hex) != 64 {
-			return nil, &usererr.Error{Msg: fmt.Sprintf("%s: unsupported diff_id %q", desc, d), Fix: "use sha256 digests"}
+			return nil, usererr.New(fmt.Sprintf("%s: unsupported diff_id %q", desc, d), "use sha256 digests")
 		}
 	}
 	return &cfg, nil
@@ -308,37 +309,37 @@ func openDockerArchive(spec string) (Source, error) {
 	fix := "give a docker save archive; with several images in it, name one as docker-archive:FILE:REPO:TAG"
 	opener := func() (io.ReadCloser, error) { return os.Open(file) }
 	if _, err := os.Stat(file); err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("source %s: %v", desc, err), Fix: "give the file docker save wrote"}
+		return nil, usererr.New(fmt.Sprintf("source %s: %v", desc, err), "give the file docker save wrote")
 	}
 	sizes, err := archiveSizes(file)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", desc, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("cannot read %s: %v", desc, err), fix)
 	}
 	if sizes["manifest.json"] > maxJSON {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: manifest.json is %d bytes", desc, sizes["manifest.json"]), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("%s: manifest.json is %d bytes", desc, sizes["manifest.json"]), fix)
 	}
 	var tag *name.Tag
 	if ref != "" {
 		t, err := name.NewTag(ref)
 		if err != nil {
-			return nil, &usererr.Error{Msg: fmt.Sprintf("%s: bad image reference %q: %v", desc, ref, err), Fix: "name the image as REPO:TAG"}
+			return nil, usererr.New(fmt.Sprintf("%s: bad image reference %q: %v", desc, ref, err), "name the image as REPO:TAG")
 		}
 		tag = &t
 	}
 	mf, err := tarball.LoadManifest(opener)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", desc, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("cannot read %s: %v", desc, err), fix)
 	}
 	entry, err := pickArchiveImage(mf, tag)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", desc, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("cannot read %s: %v", desc, err), fix)
 	}
 	if sizes[entry.Config] > maxJSON {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: config %s is %d bytes", desc, entry.Config, sizes[entry.Config]), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("%s: config %s is %d bytes", desc, entry.Config, sizes[entry.Config]), fix)
 	}
 	img, err := tarball.Image(opener, tag)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("cannot read %s: %v", desc, err), Fix: fix}
+		return nil, usererr.New(fmt.Sprintf("cannot read %s: %v", desc, err), fix)
 	}
 	return archiveSource(desc, img, entry)
 }
@@ -388,7 +389,7 @@ func pickArchiveImage(mf tarball.Manifest, tag *name.Tag) (*tarball.Descriptor, 
 func archiveSource(desc string, img v1.Image, entry *tarball.Descriptor) (Source, error) {
 	raw, err := img.RawConfigFile()
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: cannot read the config: %v", desc, err), Fix: "save the image again"}
+		return nil, usererr.New(fmt.Sprintf("%s: cannot read the config: %v", desc, err), "save the image again")
 	}
 	base := strings.TrimSuffix(filepath.Base(entry.Config), ".json")
 	if sum := sha256.Sum256(raw); len(base) == 64 && base != hex.EncodeToString(sum[:]) {
@@ -396,7 +397,7 @@ func archiveSource(desc string, img v1.Image, entry *tarball.Descriptor) (Source
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("%s: cannot read the layers: %v", desc, err), Fix: "save the image again"}
+		return nil, usererr.New(fmt.Sprintf("%s: cannot read the layers: %v", desc, err), "save the image again")
 	}
 	cfg, err := parseConfig(desc, raw, len(layers))
 	if err != nil {

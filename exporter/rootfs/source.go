@@ -2,13 +2,13 @@ package rootfs
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"compress/gzip"
 	"github.com/c2vm/c2vm/internal/usererr"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -37,14 +37,15 @@ func Open(spec string) (Source, error) {
 	}
 	fi, err := os.Stat(spec)
 	if err != nil {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("source %s does not exist", spec),
-			Fix: "give a root filesystem directory, a tar file, oci-layout:DIR[:TAG] or docker-archive:FILE"}
+		return nil, usererr.New(fmt.Sprintf("source %s does not exist", spec),
+			"give a root filesystem directory, a tar file, oci-layout:DIR[:TAG] or docker-archive:FILE")
+
 	}
 	if fi.IsDir() {
 		return openDir(spec)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &usererr.Error{Msg: fmt.Sprintf("source %s is neither a directory nor a file", spec), Fix: "give a directory or a tar file"}
+		return nil, usererr.New(fmt.Sprintf("source %s is neither a directory nor a file", spec), "give a directory or a tar file")
 	}
 	return &layeredSource{desc: "tar file " + spec, layers: []Layer{{Open: func() (io.ReadCloser, error) { return openTar(spec) }}}}, nil
 }

@@ -6,11 +6,14 @@ package hosttools
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // Packages maps each tool c2vm execs to the Debian package that ships it.
@@ -32,7 +35,18 @@ var Packages = map[string]string{
 type MissingToolError struct{ Tool, Package string }
 
 func (e *MissingToolError) Error() string {
-	return fmt.Sprintf("%s is not installed\n  fix: install the Debian package %s (apt-get install %s), or run c2vm from its image", e.Tool, e.Package, e.Package)
+	return usererr.New(e.Tool+" is not installed",
+		fmt.Sprintf("install the Debian package %s (apt-get install %s), or run c2vm from its image", e.Package, e.Package)).Error()
+}
+
+// Missing names the package of a tool Packages does not know: the tool's
+// own name.
+func Missing(name string, err error) error {
+	var m *MissingToolError
+	if errors.As(err, &m) && m.Package == "" {
+		return &MissingToolError{Tool: name, Package: name}
+	}
+	return err
 }
 
 // Look finds a tool on PATH or in the sbin directories an unprivileged

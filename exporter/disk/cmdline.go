@@ -1,8 +1,10 @@
-package exporter
+package disk
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // maxCmdline is x86's COMMAND_LINE_SIZE less room for what c2vm adds.
@@ -14,13 +16,11 @@ const maxCmdline = 1536
 // long for the kernel.
 func ParseCmdline(s string) ([]string, error) {
 	if len(s) > maxCmdline {
-		return nil, &InputError{Msg: fmt.Sprintf("kernel command line of %d bytes: the kernel takes at most 2048 with c2vm's own arguments", len(s)),
-			Fix: fmt.Sprintf("keep extra arguments under %d bytes", maxCmdline)}
+		return nil, usererr.New(fmt.Sprintf("kernel command line of %d bytes: the kernel takes at most 2048 with c2vm's own arguments", len(s)), fmt.Sprintf("keep extra arguments under %d bytes", maxCmdline))
 	}
 	for _, c := range []byte(s) {
 		if c < 0x20 || c == 0x7f {
-			return nil, &InputError{Msg: fmt.Sprintf("kernel command line %q holds a control character (0x%02x)", s, c),
-				Fix: "give arguments on one line, separated by spaces"}
+			return nil, usererr.New(fmt.Sprintf("kernel command line %q holds a control character (0x%02x)", s, c), "give arguments on one line, separated by spaces")
 		}
 	}
 	var words []string
@@ -41,16 +41,10 @@ func ParseCmdline(s string) ([]string, error) {
 		}
 	}
 	if quoted {
-		return nil, &InputError{Msg: fmt.Sprintf("kernel command line %q has an unterminated double quote", s), Fix: "close the quote"}
+		return nil, usererr.New(fmt.Sprintf("kernel command line %q has an unterminated double quote", s), "close the quote")
 	}
 	if cur.Len() > 0 {
 		words = append(words, cur.String())
 	}
 	return words, nil
-}
-
-// grubQuote quotes a word for GRUB's script language: inside single quotes
-// nothing is special but the single quote itself, written as '\”.
-func grubQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

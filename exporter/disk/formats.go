@@ -1,16 +1,14 @@
-package exporter
+package disk
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/c2vm/c2vm/exporter/diskformat"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // Maker says how a format is made from the raw disk, which is always what
@@ -94,10 +92,10 @@ func ParseFormats(s string) ([]Format, error) {
 		}
 		f, ok := lookupFormat(name)
 		if !ok {
-			return nil, &InputError{Msg: fmt.Sprintf("unknown format %q", name), Fix: "use any of " + strings.Join(FormatNames(), ", ") + ", separated by commas"}
+			return nil, usererr.New(fmt.Sprintf("unknown format %q", name), "use any of "+strings.Join(FormatNames(), ", ")+", separated by commas")
 		}
 		if other, clash := byFile[f.File]; clash {
-			return nil, &InputError{Msg: fmt.Sprintf("formats %s and %s both write %s", other, name, f.File), Fix: "name one of them"}
+			return nil, usererr.New(fmt.Sprintf("formats %s and %s both write %s", other, name, f.File), "name one of them")
 		}
 		named[name], byFile[f.File] = true, name
 	}
@@ -178,21 +176,6 @@ func (f Format) Commands(raw, dst string, rawSize, minVirtual int64) [][]string 
 	create = append(create, dst, strconv.FormatInt(minVirtual, 10))
 	fill := append([]string{"qemu-img", "convert", "-q", "-n", "--target-is-zero", "-f", "raw", "-O", f.QemuFmt}, f.Flags...)
 	return [][]string{create, append(fill, raw, dst)}
-}
-
-// Convert writes format f of the raw disk as dst (both relative to dir),
-// with Commands' virtual size rule.
-func Convert(ctx context.Context, dir string, f Format, raw, dst string, minVirtual int64) error {
-	st, err := os.Stat(filepath.Join(dir, raw))
-	if err != nil {
-		return err
-	}
-	for _, argv := range f.Commands(raw, dst, st.Size(), minVirtual) {
-		if err := runIn(ctx, dir, nil, nil, argv[0], argv[1:]...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Dir is the directory the output file is in, "" for the top.

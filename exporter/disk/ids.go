@@ -1,4 +1,4 @@
-package exporter
+package disk
 
 import (
 	"crypto/sha256"
@@ -11,8 +11,8 @@ import (
 // Disk, partition and filesystem ids derive from the input's digest: the
 // same input gives the same bytes, different inputs different ids.
 
-// deriveUUID makes a version 4 style UUID from a digest and a purpose.
-func deriveUUID(digest []byte, purpose string) string {
+// DeriveUUID makes a version 4 style UUID from a digest and a purpose.
+func DeriveUUID(digest []byte, purpose string) string {
 	h := sha256.Sum256(append(append([]byte{}, digest...), purpose...))
 	h[6] = h[6]&0x0f | 0x40
 	h[8] = h[8]&0x3f | 0x80
@@ -32,22 +32,23 @@ type IDs struct {
 	ESPSerial                     uint32
 }
 
-func deriveIDs(digest []byte) IDs {
+// DeriveIDs derives every id of a disk from the digest of its content.
+func DeriveIDs(digest []byte) IDs {
 	return IDs{
-		Disk:      deriveUUID(digest, "gpt-disk"),
-		Root:      deriveUUID(digest, "part-root"),
-		ESPPart:   deriveUUID(digest, "part-esp"),
-		BIOSPart:  deriveUUID(digest, "part-bios"),
-		RootFS:    deriveUUID(digest, "fs-root"),
+		Disk:      DeriveUUID(digest, "gpt-disk"),
+		Root:      DeriveUUID(digest, "part-root"),
+		ESPPart:   DeriveUUID(digest, "part-esp"),
+		BIOSPart:  DeriveUUID(digest, "part-bios"),
+		RootFS:    DeriveUUID(digest, "fs-root"),
 		ESPSerial: deriveSerial(digest, "fs-esp"),
 	}
 }
 
-// fatSerial prints a FAT serial the way GRUB's search and blkid show it.
-func fatSerial(s uint32) string { return fmt.Sprintf("%04X-%04X", s>>16, s&0xffff) }
+// FATSerial prints a FAT serial the way GRUB's search and blkid show it.
+func FATSerial(s uint32) string { return fmt.Sprintf("%04X-%04X", s>>16, s&0xffff) }
 
-// uuidBytes parses a UUID deriveUUID made.
-func uuidBytes(u string) [16]byte {
+// UUIDBytes parses a UUID DeriveUUID made.
+func UUIDBytes(u string) [16]byte {
 	var b [16]byte
 	hex.Decode(b[:], []byte(strings.ReplaceAll(u, "-", "")))
 	return b

@@ -1,4 +1,4 @@
-package exporter
+package grub
 
 import (
 	"bufio"
@@ -15,49 +15,42 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/c2vm/c2vm/internal/hosttools"
 	"github.com/c2vm/c2vm/internal/owndir"
 	"golang.org/x/sync/errgroup"
 )
 
-// GRUB's images depend only on the GRUB installation and on c2vm (grub.go),
-// so each is made once and kept in the user's cache directory
-// (~/.cache/c2vm/grub), named by a digest of everything grub-mkimage reads
-// to make it. Without a usable cache directory every assembly makes them;
-// either way they are made while the source is scanned, not after the root
-// filesystem is written.
+// GRUB's images depend only on the GRUB installation and on c2vm, so each
+// is made once and kept in the user's cache directory (~/.cache/c2vm/grub),
+// named by a digest of everything grub-mkimage reads to make it. Without a
+// usable cache directory every assembly makes them; either way they are
+// made while the source is scanned, not after the root filesystem is
+// written.
 
-// grubCacheVersion changes when c2vm asks grub-mkimage for something new
-// that the digest would not see.
-const grubCacheVersion = "c2vm grub image v1"
+// cacheVersion changes when c2vm asks grub-mkimage for something new that
+// the digest would not see.
+const cacheVersion = "c2vm grub image v1"
 
-// maxGrubImage bounds what is read from the cache: GRUB's EFI image is
-// about 1 MiB, the BIOS one under 1 MiB by construction.
-const maxGrubImage = 16 << 20
+// maxImage bounds what is read from the cache: GRUB's EFI image is about
+// 1 MiB, the BIOS one under 1 MiB by construction.
+const maxImage = 16 << 20
 
-// startGrubImages gets GRUB's image for each platform the firmware boots,
-// side by side; wait returns them by platform. scratch is a directory for
-// grub-mkimage's files.
-func startGrubImages(ctx context.Context, fw Firmware, scratch string) (wait func() (map[string][]byte, error)) {
-	var platforms []string
-	if fw.bios() {
-		platforms = append(platforms, "i386-pc")
-	}
-	if fw.uefi() {
-		platforms = append(platforms, "x86_64-efi")
-	}
+// Start gets the image of each platform side by side; wait returns them by
+// platform. scratch is a directory for grub-mkimage's files.
+func Start(ctx context.Context, platforms []Platform, scratch string) (wait func() (map[Platform][]byte, error)) {
 	imgs := make([][]byte, len(platforms))
 	var g errgroup.Group
 	for i, p := range platforms {
 		g.Go(func() (err error) {
-			imgs[i], err = grubImage(ctx, p, scratch)
+			imgs[i], err = Image(ctx, p, scratch)
 			return err
 		})
 	}
-	return func() (map[string][]byte, error) {
+	return func() (map[Platform][]byte, error) {
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		m := map[string][]byte{}
+		m := map[Platform][]byte{}
 		for i, p := range platforms {
 			m[p] = imgs[i]
 		}
@@ -65,34 +58,33 @@ func startGrubImages(ctx context.Context, fw Firmware, scratch string) (wait fun
 	}
 }
 
-// grubImage returns a platform's image from the cache, or makes it and
-// caches it. A cache that cannot be used only costs the time to make the
-// image.
-func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
-	lib, err := grubDir(platform)
+// Image returns a platform's image from the cache, or makes it and caches
+// it. A cache that cannot be used only costs the time to make the image.
+func Image(ctx context.Context, p Platform, scratch string) ([]byte, error) {
+	lib, err := p.Dir()
 	if err != nil {
 		return nil, err
 	}
 	mkimage, err := lookTool("grub-mkimage")
 	if err != nil {
-		return nil, missingTool("grub-mkimage", err)
+		return nil, hosttools.Missing("grub-mkimage", err)
 	}
 	cached := ""
-	cache, ok := openGrubCache()
+	cache, ok := openCache()
 	if ok {
 		defer cache.Close()
-		if key, err := grubKey(lib, mkimage, platform); err == nil {
-			cached = platform + "-" + key[:32] + ".img"
-			if img := readCached(cache, cached); checkGrubImage(platform, img) == nil {
+		if key, err := cacheKey(lib, mkimage, p); err == nil {
+			cached = string(p) + "-" + key[:32] + ".img"
+			if img := readCached(cache, cached); checkImage(p, img) == nil {
 				return img, nil
 			}
 		}
 	}
-	img, err := makeGrubImage(ctx, scratch, lib, platform)
+	img, err := makeImage(ctx, scratch, lib, p)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkGrubImage(platform, img); err != nil {
+	if err := checkImage(p, img); err != nil {
 		return nil, err
 	}
 	if cached != "" {
@@ -101,23 +93,10 @@ func grubImage(ctx context.Context, platform, scratch string) ([]byte, error) {
 	return img, nil
 }
 
-// checkGrubImage rejects what cannot be a platform's image: a BIOS core.img
-// shorter than the sector c2vm patches or reaching grub.cfg, an EFI image
-// that is not a PE file.
-func checkGrubImage(platform string, img []byte) error {
-	switch {
-	case platform == "i386-pc" && (len(img) < sectorSize || int64(len(img)) > biosCfgOffset):
-		return fmt.Errorf("GRUB core.img is %d bytes: it must hold a sector and end before grub.cfg, %d bytes into the BIOS boot partition", len(img), biosCfgOffset)
-	case platform == "x86_64-efi" && (len(img) < 64 || string(img[:2]) != "MZ"):
-		return fmt.Errorf("GRUB's EFI image (%d bytes) is not a PE file", len(img))
-	}
-	return nil
-}
-
-// openGrubCache opens the cache directory, ~/.cache/c2vm/grub (under
+// openCache opens the cache directory, ~/.cache/c2vm/grub (under
 // $XDG_CACHE_HOME when set), made when missing, each directory checked as
 // opened (internal/owndir); every later use goes through the handle.
-func openGrubCache() (*os.Root, bool) {
+func openCache() (*os.Root, bool) {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return nil, false
@@ -126,12 +105,12 @@ func openGrubCache() (*os.Root, bool) {
 	return r, err == nil
 }
 
-// grubKey digests what grub-mkimage reads to make a platform's image: the
+// cacheKey digests what grub-mkimage reads to make a platform's image: the
 // tool itself, its arguments (but the directory), the memdisk with the
 // stub, the platform's boot images and module list, and the modules the
 // image holds with those they depend on.
-func grubKey(lib, mkimage, platform string) (string, error) {
-	mods, err := moduleClosure(filepath.Join(lib, "moddep.lst"), grubModules[platform])
+func cacheKey(lib, mkimage string, p Platform) (string, error) {
+	mods, err := moduleClosure(filepath.Join(lib, "moddep.lst"), modules[p])
 	if err != nil {
 		return "", err
 	}
@@ -143,12 +122,12 @@ func grubKey(lib, mkimage, platform string) (string, error) {
 	for _, m := range mods {
 		files = append(files, filepath.Join(lib, m+".mod"))
 	}
-	memdisk, err := memdiskTar(grubStub(platform))
+	memdisk, err := memdiskTar(Stub(p))
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%q\x00%d\x00", grubCacheVersion, mkimageArgs(platform), len(memdisk))
+	fmt.Fprintf(h, "%s\x00%q\x00%d\x00", cacheVersion, mkimageArgs(p), len(memdisk))
 	h.Write(memdisk)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -208,13 +187,13 @@ func readCached(cache *os.Root, name string) []byte {
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxGrubImage {
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxImage {
 		return nil
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() || st.Nlink != 1 {
 		return nil
 	}
-	img, err := io.ReadAll(io.LimitReader(f, maxGrubImage))
+	img, err := io.ReadAll(io.LimitReader(f, maxImage))
 	if err != nil || int64(len(img)) != fi.Size() {
 		return nil
 	}
