@@ -3,7 +3,7 @@ package bootstrap
 import (
 	"strings"
 
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/moby/buildkit/client/llb"
 )
 
@@ -11,13 +11,13 @@ import (
 // cloud-init. Keys are not secrets and may come as a build arg; password
 // hashes come only as secrets.
 type Access struct {
-	// AuthorizedKeys are checked public key lines (guest.ParseAuthorizedKeys)
+	// AuthorizedKeys are checked public key lines (accounts.ParseAuthorizedKeys)
 	// from C2VM_SSH_AUTHORIZED_KEYS: the user's, or root's without a user.
 	AuthorizedKeys []string
 	// KeysSecret names a secret holding more keys, for teams that keep
 	// theirs private.
 	KeysSecret string
-	// User is C2VM_USER, NAME[:UID] (checked by guest.ParseUser).
+	// User is C2VM_USER, NAME[:UID] (checked by accounts.ParseUser).
 	User string
 	// UserPasswordSecret names a secret with the user's crypt(3) hash.
 	UserPasswordSecret string
@@ -48,24 +48,9 @@ func (a Access) packages() []string {
 	return p
 }
 
-// cloudConfig limits cloud-init to the datasources a c2vm disk meets: a
-// NoCloud seed (c2vm run --cloud-init), an OpenStack config drive, and the
-// big clouds. It sorts after Debian's 90_dpkg.cfg, which lists them all.
-// Without one of them cloud-init's ds-identify finds nothing and turns
-// cloud-init off for the boot. c2vm already brings every ethernet
-// interface up with DHCP, so cloud-init's own network set-up is off.
-const cloudConfig = `# c2vm (C2VM_CLOUD_INIT=1): the datasources a c2vm disk meets.
-datasource_list: [ NoCloud, ConfigDrive, Ec2, GCE, Azure, OpenStack ]
-# c2vm configures DHCP on every ethernet interface (systemd-networkd).
-network: {config: disabled}
-# Container images set no locale; C.UTF-8 is always there, where the
-# default en_US.UTF-8 would need generating (user-data may set another).
-locale: C.UTF-8
-`
-
 // CloudConfigPath is where cloudConfig goes; c2vm assemble records a disk
 // that has it in c2vm.json.
-const CloudConfigPath = "/" + guest.CloudConfigPath
+const CloudConfigPath = "/" + accounts.CloudConfigPath
 
 func addCloudConfig(fa *llb.FileAction) *llb.FileAction {
 	return fa.Mkdir("/etc/cloud/cloud.cfg.d", 0o755, llb.WithParents(true)).

@@ -300,7 +300,7 @@ func TestAccessStep(t *testing.T) {
 	if len(llbtest.IgnoreCache(t, c.Root)) != 1 {
 		t.Error("a step reading secrets can come from cache")
 	}
-	app := llbtest.Execs(llbtest.Ops(t, AppKeys(llb.Image("docker.io/library/x"), tools, o).Root))[0]
+	app := llbtest.Execs(llbtest.Ops(t, AppModeKeys(llb.Image("docker.io/library/x"), tools, o).Root))[0]
 	if a := strings.Join(app.Meta.Args, " "); !strings.HasSuffix(a, "--keys-only") || strings.Contains(a, "--user") {
 		t.Errorf("app mode keys: %s", a)
 	}

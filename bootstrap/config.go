@@ -11,38 +11,6 @@ import (
 // Guest configuration, as one layer of file operations after the install:
 // what a container image lacks or carries that a machine must not.
 
-const dhcpNetwork = `# c2vm: DHCP on every ethernet interface, whatever the hypervisor names it.
-[Match]
-Type=ether
-
-[Network]
-DHCP=yes
-`
-
-// sshKeygenUnit runs before sysinit.target, so before any socket listens:
-// Ubuntu 24.04 starts sshd from ssh.socket, and a connection before the
-// keys exist would fail ssh.service.
-const sshKeygenUnit = `# c2vm: host keys are made on the machine's first boot, never baked in.
-[Unit]
-Description=Generate SSH host keys (c2vm)
-DefaultDependencies=no
-ConditionPathExists=/usr/sbin/sshd
-ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
-After=local-fs.target
-Before=sysinit.target ssh.socket sshd.socket ssh.service sshd.service
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=sysinit.target
-`
-
-const fstab = `# c2vm: / is mounted from the kernel command line (root=UUID=... rw), and
-# grown to its disk at boot. Add other filesystems here.
-`
-
 // unit paths go through /lib, which merged-/usr systems link to /usr/lib.
 var enable = [][2]string{
 	{"/lib/systemd/system/systemd-networkd.service", "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"},
@@ -121,17 +89,17 @@ func Configure(st, tools llb.State, o Options, g Guest) Configured {
 		fa = addCloudConfig(fa)
 	}
 	st = st.File(fa, o.constraints("configure guest")...)
-	return accounts(st, tools, o, false)
+	return accountsStep(st, tools, o, false)
 }
 
-// accounts runs `c2vm guest-config` over the target. Root stays locked
+// accountsStep runs `c2vm guest-config` over the target. Root stays locked
 // unless a secret gives its password hash (a build arg would land in the
 // image's provenance). Secret contents are not part of BuildKit's cache key,
 // so a step reading one never comes from cache: a changed hash, or another
 // build with the same secret id, must not reuse an old layer. The step
 // writes its error to a status file rather than failing, so that the
 // frontend can report it as the build's error.
-func accounts(st, tools llb.State, o Options, keysOnly bool) Configured {
+func accountsStep(st, tools llb.State, o Options, keysOnly bool) Configured {
 	const target = "/target"
 	args, opts, name, secret := guestConfigArgs(o)
 	args = append([]string{"c2vm", "guest-config", "--root", target, "--status-file", target + StatusFile}, args...)
@@ -149,11 +117,11 @@ func accounts(st, tools llb.State, o Options, keysOnly bool) Configured {
 	return Configured{Root: run.AddMount(target, st)}
 }
 
-// AppKeys gives root of an app-mode image the SSH keys, for an image whose
+// AppModeKeys gives root of an app-mode image the SSH keys, for an image whose
 // program is an SSH server; nothing else of the image changes.
-func AppKeys(st, tools llb.State, o Options) Configured {
+func AppModeKeys(st, tools llb.State, o Options) Configured {
 	o.RootPasswordSecret, o.Access.User, o.Access.UserPasswordSecret = "", "", ""
-	return accounts(st, tools, o, true)
+	return accountsStep(st, tools, o, true)
 }
 
 // StatusFile is the file in Configured.Root that holds guest-config's

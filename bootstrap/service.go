@@ -18,24 +18,25 @@ import (
 // image input, so every value is validated and quoted for systemd's unit
 // file syntax; what cannot be written faithfully is an error, not a guess.
 
-// App says whether to write the service: auto (when the image names a
-// program other than a bare shell), service (always) or off.
-type App string
+// ServicePolicy is C2VM_APP: whether to write c2vm-app.service. Auto
+// writes it when the image names a program other than a bare shell;
+// service always does; off never does.
+type ServicePolicy string
 
 const (
-	AppAuto    App = "auto"
-	AppService App = "service"
-	AppOff     App = "off"
+	ServiceAuto   ServicePolicy = "auto"
+	ServiceAlways ServicePolicy = "service"
+	ServiceOff    ServicePolicy = "off"
 )
 
 const appUnitPath = "/etc/systemd/system/c2vm-app.service"
 
 // WantsService applies C2VM_APP's rule to an image config.
-func WantsService(app App, cfg ocispecs.ImageConfig) bool {
+func WantsService(app ServicePolicy, cfg ocispecs.ImageConfig) bool {
 	switch app {
-	case AppOff:
+	case ServiceOff:
 		return false
-	case AppService:
+	case ServiceAlways:
 		return true
 	}
 	if len(cfg.Entrypoint) > 0 {

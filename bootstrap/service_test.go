@@ -13,17 +13,17 @@ import (
 func TestWantsService(t *testing.T) {
 	for _, c := range []struct {
 		cfg  ocispecs.ImageConfig
-		app  App
+		app  ServicePolicy
 		want bool
 	}{
-		{ocispecs.ImageConfig{Cmd: []string{"bash"}}, AppAuto, false},
-		{ocispecs.ImageConfig{Cmd: []string{"/bin/sh", "-l"}}, AppAuto, false},
-		{ocispecs.ImageConfig{}, AppAuto, false},
-		{ocispecs.ImageConfig{Cmd: []string{"/bin/sh", "-c", "serve"}}, AppAuto, true},
-		{ocispecs.ImageConfig{Cmd: []string{"python3", "-m", "http.server"}}, AppAuto, true},
-		{ocispecs.ImageConfig{Entrypoint: []string{"/docker-entrypoint.sh"}, Cmd: []string{"bash"}}, AppAuto, true},
-		{ocispecs.ImageConfig{Cmd: []string{"python3"}}, AppOff, false},
-		{ocispecs.ImageConfig{Cmd: []string{"bash"}}, AppService, true},
+		{ocispecs.ImageConfig{Cmd: []string{"bash"}}, ServiceAuto, false},
+		{ocispecs.ImageConfig{Cmd: []string{"/bin/sh", "-l"}}, ServiceAuto, false},
+		{ocispecs.ImageConfig{}, ServiceAuto, false},
+		{ocispecs.ImageConfig{Cmd: []string{"/bin/sh", "-c", "serve"}}, ServiceAuto, true},
+		{ocispecs.ImageConfig{Cmd: []string{"python3", "-m", "http.server"}}, ServiceAuto, true},
+		{ocispecs.ImageConfig{Entrypoint: []string{"/docker-entrypoint.sh"}, Cmd: []string{"bash"}}, ServiceAuto, true},
+		{ocispecs.ImageConfig{Cmd: []string{"python3"}}, ServiceOff, false},
+		{ocispecs.ImageConfig{Cmd: []string{"bash"}}, ServiceAlways, true},
 	} {
 		if got := WantsService(c.app, c.cfg); got != c.want {
 			t.Errorf("%v %+v: %v", c.app, c.cfg, got)

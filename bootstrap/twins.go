@@ -66,9 +66,9 @@ func (tw Twins) Names() string {
 }
 
 // Note is the build log line that says which of them runs the program.
-func (tw Twins) Note(app App) string {
+func (tw Twins) Note(app ServicePolicy) string {
 	one := len(tw.Units) == 1
-	if app == AppService {
+	if app == ServiceAlways {
 		return fmt.Sprintf("c2vm: c2vm-app.service runs %s; %s, which %s it too, disabled (C2VM_APP=auto keeps %s instead)",
 			tw.Program, tw.Names(), pick(one, "runs", "run"), pick(one, "it", "them"))
 	}

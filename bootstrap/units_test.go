@@ -174,16 +174,16 @@ func TestFindTwinsExecStart(t *testing.T) {
 
 func TestTwinsNote(t *testing.T) {
 	tw := Twins{Program: "/usr/sbin/nginx", Units: []Service{{Name: "nginx.service"}}}
-	for app, want := range map[App]string{
-		AppAuto:    "c2vm: nginx.service already runs /usr/sbin/nginx; c2vm-app.service not added (C2VM_APP=service adds it and disables nginx.service)",
-		AppService: "c2vm: c2vm-app.service runs /usr/sbin/nginx; nginx.service, which runs it too, disabled (C2VM_APP=auto keeps it instead)",
+	for app, want := range map[ServicePolicy]string{
+		ServiceAuto:   "c2vm: nginx.service already runs /usr/sbin/nginx; c2vm-app.service not added (C2VM_APP=service adds it and disables nginx.service)",
+		ServiceAlways: "c2vm: c2vm-app.service runs /usr/sbin/nginx; nginx.service, which runs it too, disabled (C2VM_APP=auto keeps it instead)",
 	} {
 		if got := tw.Note(app); got != want {
 			t.Errorf("%s: %q\nwant %q", app, got, want)
 		}
 	}
 	tw.Units = append(tw.Units, Service{Name: "nginx-debug.service"})
-	if got := tw.Note(AppAuto); !strings.HasPrefix(got, "c2vm: nginx.service, nginx-debug.service already run ") {
+	if got := tw.Note(ServiceAuto); !strings.HasPrefix(got, "c2vm: nginx.service, nginx-debug.service already run ") {
 		t.Errorf("two: %q", got)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
@@ -17,8 +17,8 @@ import (
 // Access is a way into a disk c2vm assemble writes: root's SSH keys and
 // password hash (--ssh-authorized-keys, --root-password-file), applied to
 // the filesystem stream as it passes, since assemble never extracts the
-// tree. Both are checked before assembly starts (guest.ParseAuthorizedKeys,
-// guest.CheckHash).
+// tree. Both are checked before assembly starts (accounts.ParseAuthorizedKeys,
+// accounts.CheckHash).
 type Access struct {
 	AuthorizedKeys   []string // root's, replacing any /root/.ssh/authorized_keys
 	RootPasswordHash string   // root's field in /etc/shadow
@@ -37,7 +37,7 @@ var sshdPaths = map[string]bool{"usr/sbin/sshd": true, "sbin/sshd": true, "usr/b
 
 // accessFound is what the tree says about getting in, for c2vm.json.
 type accessFound struct {
-	sshUser   string // whom c2vm gave SSH keys: guest.LoginMarker, or root
+	sshUser   string // whom c2vm gave SSH keys: accounts.LoginMarker, or root
 	cloudInit bool   // c2vm's cloud-init configuration is there
 }
 
@@ -75,9 +75,9 @@ func newAccessSink(next rootfs.Sink, a *Access, mode disk.Mode) (*accessSink, er
 // Add implements rootfs.Sink.
 func (s *accessSink) Add(e *rootfs.Entry, data io.Reader) error {
 	switch {
-	case e.Path == guest.LoginMarker && e.Kind == rootfs.KindReg && e.Data == nil && e.Size <= 64:
+	case e.Path == accounts.LoginMarker && e.Kind == rootfs.KindReg && e.Data == nil && e.Size <= 64:
 		return s.readMarker(e, data)
-	case e.Path == guest.CloudConfigPath:
+	case e.Path == accounts.CloudConfigPath:
 		s.found.cloudInit = true
 	case sshdPaths[e.Path]:
 		s.sshd = true
@@ -92,21 +92,21 @@ func (s *accessSink) Add(e *rootfs.Entry, data io.Reader) error {
 	case e.Path == rootSSHDir:
 		return s.replace(e, data, s.dir(rootSSHDir, 0o700), nil)
 	case e.Path == rootKeysPath:
-		return s.replace(e, data, s.file(rootKeysPath, 0o600), guest.AuthorizedKeysFile(s.a.AuthorizedKeys))
-	case e.Path == guest.SSHDDropIn && !s.app:
-		return s.replace(e, data, s.file(guest.SSHDDropIn, 0o644), []byte(guest.SSHDConfig(s.a.RootPasswordHash != "")))
+		return s.replace(e, data, s.file(rootKeysPath, 0o600), accounts.AuthorizedKeysFile(s.a.AuthorizedKeys))
+	case e.Path == accounts.SSHDDropIn && !s.app:
+		return s.replace(e, data, s.file(accounts.SSHDDropIn, 0o644), []byte(accounts.SSHDConfig(s.a.RootPasswordHash != "")))
 	}
 	return s.next.Add(e, data)
 }
 
-// readMarker reads guest.LoginMarker, which guest-config wrote in a build
+// readMarker reads accounts.LoginMarker, which guest-config wrote in a build
 // step: c2vm.json says whom to ssh as.
 func (s *accessSink) readMarker(e *rootfs.Entry, data io.Reader) error {
 	b, err := io.ReadAll(data)
 	if err != nil {
 		return err
 	}
-	if name := strings.TrimSpace(string(b)); guest.LoginName(name) {
+	if name := strings.TrimSpace(string(b)); accounts.LoginName(name) {
 		s.found.sshUser = name
 	}
 	s.seen[e.Path] = true
@@ -122,7 +122,7 @@ func (s *accessSink) rewriteShadow(e *rootfs.Entry, data io.Reader) error {
 	if err != nil {
 		return err
 	}
-	out, ok := guest.SetRootPassword(b, s.a.RootPasswordHash)
+	out, ok := accounts.SetRootPassword(b, s.a.RootPasswordHash)
 	if !ok {
 		return usererr.New("the image's /etc/shadow has no root entry: --root-password-file cannot set root's password",
 			"add root to /etc/shadow in the image (pwconv makes one), or drop --root-password-file")
@@ -187,7 +187,7 @@ func (s *accessSink) finish() (accessFound, error) {
 	for _, e := range extra {
 		var body io.Reader
 		if e.Kind == rootfs.KindReg {
-			b := guest.AuthorizedKeysFile(keys)
+			b := accounts.AuthorizedKeysFile(keys)
 			e.Size, body = int64(len(b)), bytes.NewReader(b)
 		}
 		if err := s.next.Add(e, body); err != nil {
@@ -206,11 +206,11 @@ func (s *accessSink) finish() (accessFound, error) {
 // addDropIn writes c2vm's sshd settings where the image's sshd reads
 // drop-ins (system mode; an app's sshd settings are its own).
 func (s *accessSink) addDropIn() error {
-	if s.app || !s.seen[sshdDropDir] || s.seen[guest.SSHDDropIn] {
+	if s.app || !s.seen[sshdDropDir] || s.seen[accounts.SSHDDropIn] {
 		return nil
 	}
-	b := []byte(guest.SSHDConfig(s.a.RootPasswordHash != ""))
-	e := s.file(guest.SSHDDropIn, 0o644)
+	b := []byte(accounts.SSHDConfig(s.a.RootPasswordHash != ""))
+	e := s.file(accounts.SSHDDropIn, 0o644)
 	e.Size = int64(len(b))
 	return s.next.Add(e, bytes.NewReader(b))
 }

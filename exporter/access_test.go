@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/internal/diskmeta"
@@ -81,10 +81,10 @@ func TestAccessSinkKeysAndPassword(t *testing.T) {
 	if d := w.entries["root/.ssh"]; d.Kind != rootfs.KindDir || d.Mode != 0o700 || d.UID != 0 || d.Link != "" {
 		t.Errorf("/root/.ssh %+v: the symlink was kept", d)
 	}
-	if f := w.entries["root/.ssh/authorized_keys"]; f.Mode != 0o600 || f.UID != 0 || w.data["root/.ssh/authorized_keys"] != string(guest.AuthorizedKeysFile([]string{key})) {
+	if f := w.entries["root/.ssh/authorized_keys"]; f.Mode != 0o600 || f.UID != 0 || w.data["root/.ssh/authorized_keys"] != string(accounts.AuthorizedKeysFile([]string{key})) {
 		t.Errorf("authorized_keys %+v %q", f, w.data["root/.ssh/authorized_keys"])
 	}
-	if !strings.Contains(w.data[guest.SSHDDropIn], "PermitRootLogin prohibit-password") {
+	if !strings.Contains(w.data[accounts.SSHDDropIn], "PermitRootLogin prohibit-password") {
 		t.Errorf("no sshd drop-in: %v", w.order)
 	}
 	var m diskmeta.Meta
@@ -107,7 +107,7 @@ func TestAccessSinkAddsMissing(t *testing.T) {
 	if got != "root root/.ssh root/.ssh/authorized_keys" || w.entries["root"].Mode != 0o700 {
 		t.Errorf("added %s", got)
 	}
-	if _, ok := w.entries[guest.SSHDDropIn]; ok {
+	if _, ok := w.entries[accounts.SSHDDropIn]; ok {
 		t.Error("app mode: sshd settings changed")
 	}
 	if _, _, err := stream(t, &Access{RootPasswordHash: "$6$s$h"}, disk.ModeApp, nil); err == nil || !strings.Contains(err.Error(), "applies to system mode") {
@@ -137,16 +137,16 @@ func TestAccessSinkRefuses(t *testing.T) {
 // Without options the tree passes unchanged, and what guest-config left
 // (the login marker, cloud-init's configuration) is found for c2vm.json.
 func TestAccessSinkFinds(t *testing.T) {
-	entries := append(debianEntries, tentry{guest.LoginMarker, rootfs.KindReg, "dev\n", ""}, tentry{guest.CloudConfigPath, rootfs.KindReg, "x", ""},
+	entries := append(debianEntries, tentry{accounts.LoginMarker, rootfs.KindReg, "dev\n", ""}, tentry{accounts.CloudConfigPath, rootfs.KindReg, "x", ""},
 		tentry{"root/.ssh/authorized_keys", rootfs.KindReg, "mine\n", ""})
 	w, found, err := stream(t, nil, disk.ModeSystem, entries)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if found.sshUser != "dev" || !found.cloudInit || w.data["root/.ssh/authorized_keys"] != "mine\n" || w.data[guest.LoginMarker] != "dev\n" || len(w.order) != len(entries) {
+	if found.sshUser != "dev" || !found.cloudInit || w.data["root/.ssh/authorized_keys"] != "mine\n" || w.data[accounts.LoginMarker] != "dev\n" || len(w.order) != len(entries) {
 		t.Errorf("found %+v, wrote %v", found, w.order)
 	}
-	_, found, _ = stream(t, nil, disk.ModeSystem, []tentry{{guest.LoginMarker, rootfs.KindReg, "$(reboot)\n", ""}})
+	_, found, _ = stream(t, nil, disk.ModeSystem, []tentry{{accounts.LoginMarker, rootfs.KindReg, "$(reboot)\n", ""}})
 	if found.sshUser != "" {
 		t.Errorf("marker %q taken", found.sshUser)
 	}

@@ -17,31 +17,6 @@ import (
 // systemd (Debian 11+, Ubuntu 20.04+); a tree without systemd gets nothing
 // added and keeps its size (docs/disk-layout.md).
 
-const repartConf = `# Added by c2vm: grow the root partition into free space at the end of the
-# disk on boot (systemd-repart matches the existing partition by type).
-[Partition]
-Type=root
-`
-
-const growfsUnit = `# Added by c2vm: grow the root filesystem to fill its partition, after
-# systemd-repart has grown the partition. Does nothing when they match.
-[Unit]
-Description=Grow root filesystem to its partition (c2vm)
-DefaultDependencies=no
-After=systemd-repart.service systemd-remount-fs.service
-Before=local-fs.target shutdown.target
-Conflicts=shutdown.target
-ConditionVirtualization=!container
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/lib/systemd/systemd-growfs /
-
-[Install]
-WantedBy=local-fs.target
-`
-
 // extraFile is a file assembly adds to the tree: a directory (no body,
 // link or src), a symlink, or a regular file with body or the content of
 // the host file src.

@@ -8,7 +8,7 @@ import (
 	"path"
 
 	"github.com/c2vm/c2vm/bootstrap"
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
@@ -51,7 +51,7 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 		}
 		do.Hostname = set.bootstrap.Hostname
 		if bo.Access.Keys() {
-			if st, err = configured(ctx, c, bootstrap.AppKeys(st, tools, bo), p); err != nil {
+			if st, err = configured(ctx, c, bootstrap.AppModeKeys(st, tools, bo), p); err != nil {
 				return llb.State{}, err
 			}
 		}
@@ -65,7 +65,7 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 		if rootfs, err = appService(ctx, rootfs, cfg, t, set.app, bo, note); err != nil {
 			return llb.State{}, err
 		}
-	} else if set.app == bootstrap.AppService {
+	} else if set.app == bootstrap.ServiceAlways {
 		return llb.State{}, errNoSystemd
 	}
 	return c2llb.Disk(rootfs, tools, do), nil
@@ -196,13 +196,13 @@ func keysFromContext(ctx context.Context, c client.Client, keys []string, from c
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", where, err)
 	}
-	b, err := ref.ReadFile(ctx, client.ReadRequest{Filename: from.path, Range: &client.FileRange{Length: guest.MaxKeysBytes + 1}})
+	b, err := ref.ReadFile(ctx, client.ReadRequest{Filename: from.path, Range: &client.FileRange{Length: accounts.MaxKeysBytes + 1}})
 	if err != nil {
 		return nil, usererr.New(fmt.Sprintf("%s: cannot read %s in the context %s: %v", where, from.path, from.name, err), "name a file of that context")
 	}
-	more, err := guest.ParseAuthorizedKeys(b)
+	more, err := accounts.ParseAuthorizedKeys(b)
 	if err != nil {
-		return nil, usererr.New(where+": "+err.Error(), guest.KeysFix)
+		return nil, usererr.New(where+": "+err.Error(), accounts.KeysFix)
 	}
 	return append(append([]string{}, keys...), more...), nil
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/bootstrap"
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
@@ -42,7 +42,7 @@ type settings struct {
 	disk      c2llb.DiskOptions
 	bootstrap bootstrap.Options
 	mode      disk.Mode
-	app       bootstrap.App
+	app       bootstrap.ServicePolicy
 	// keysFrom is C2VM_SSH_AUTHORIZED_KEYS's context:NAME/PATH, read when
 	// the build runs; literal keys are in bootstrap.Access already.
 	keysFrom contextFile
@@ -89,8 +89,8 @@ func parseOptions(args map[string]string) (settings, error) {
 	if s.mode, err = disk.ParseMode(get("C2VM_MODE")); err != nil {
 		return s, fmt.Errorf("C2VM_MODE: %w", err)
 	}
-	switch a := bootstrap.App(strings.ToLower(get("C2VM_APP"))); a {
-	case bootstrap.AppAuto, bootstrap.AppService, bootstrap.AppOff:
+	switch a := bootstrap.ServicePolicy(strings.ToLower(get("C2VM_APP"))); a {
+	case bootstrap.ServiceAuto, bootstrap.ServiceAlways, bootstrap.ServiceOff:
 		s.app = a
 	default:
 		return s, fmt.Errorf("C2VM_APP %q: use auto, service or off", get("C2VM_APP"))
@@ -141,14 +141,14 @@ func parseAccess(get func(string) string) (bootstrap.Access, contextFile, error)
 			return a, from, err
 		}
 	} else if strings.TrimSpace(v) != "" {
-		keys, err := guest.ParseAuthorizedKeys([]byte(v))
+		keys, err := accounts.ParseAuthorizedKeys([]byte(v))
 		if err != nil {
-			return a, from, usererr.New("C2VM_SSH_AUTHORIZED_KEYS: "+err.Error(), guest.KeysFix+", or context:NAME/PATH for a file")
+			return a, from, usererr.New("C2VM_SSH_AUTHORIZED_KEYS: "+err.Error(), accounts.KeysFix+", or context:NAME/PATH for a file")
 		}
 		a.AuthorizedKeys = keys
 	}
 	if v := get("C2VM_USER"); v != "" {
-		if _, err := guest.ParseUser(v); err != nil {
+		if _, err := accounts.ParseUser(v); err != nil {
 			return a, from, usererr.New("C2VM_USER: "+err.Error(), "give NAME or NAME:UID, such as dev or dev:1000")
 		}
 		a.User = v

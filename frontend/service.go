@@ -12,7 +12,7 @@ import (
 // image already run the same program, only one side may run it: auto keeps
 // the image's services and adds nothing, service adds c2vm-app.service and
 // disables them. note puts the line that says which in the build log.
-func appService(ctx context.Context, rootfs llb.State, cfg ocispecs.ImageConfig, t *target, app bootstrap.App, bo bootstrap.Options, note func(string)) (llb.State, error) {
+func appService(ctx context.Context, rootfs llb.State, cfg ocispecs.ImageConfig, t *target, app bootstrap.ServicePolicy, bo bootstrap.Options, note func(string)) (llb.State, error) {
 	argv, err := t.program(ctx, cfg)
 	if err != nil {
 		return llb.State{}, err
@@ -20,7 +20,7 @@ func appService(ctx context.Context, rootfs llb.State, cfg ocispecs.ImageConfig,
 	twins := bootstrap.FindTwins(refTree{ctx, t.ref}, argv[0])
 	if len(twins.Units) > 0 {
 		note(twins.Note(app))
-		if app != bootstrap.AppService {
+		if app != bootstrap.ServiceAlways {
 			return rootfs, nil
 		}
 	}

@@ -13,11 +13,11 @@ import (
 // QEMU before 8.1 could translate a page of guest code on one vCPU's
 // thread while another thread changed it (fixed upstream by "accel/tcg:
 // Always lock pages before translation"). Guests of such a QEMU with
-// more than one vCPU crashed now and then: with Debian 12's QEMU 7.2,
-// four guests of our test runs died early in two days ("Oops: int3" in
-// the kernel's own code, a page fault in an interrupt, a soft lockup),
-// on Debian's and Ubuntu's kernels alike. One translation thread for all
-// vCPUs cannot race; a boot took about a third longer on two host cores.
+// more than one vCPU crash now and then ("Oops: int3" in the kernel's own
+// code, a page fault in an interrupt, a soft lockup), on Debian's and
+// Ubuntu's kernels alike (docs/troubleshooting.md). One translation
+// thread for all vCPUs cannot race; a boot takes about a third longer on
+// two host cores.
 // Newer QEMU keeps its default, one thread per vCPU. A QEMU whose
 // version cannot be read in time is treated as old.
 func TCGAccel(ctx context.Context, qemu string) string {

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/rootfs"
@@ -124,12 +124,12 @@ func (a *accessFlags) read() (*exporter.Access, error) {
 	}
 	var acc exporter.Access
 	if a.keysFile != "" {
-		b, err := readLimited("--ssh-authorized-keys", a.keysFile, guest.MaxKeysBytes)
+		b, err := readLimited("--ssh-authorized-keys", a.keysFile, accounts.MaxKeysBytes)
 		if err != nil {
 			return nil, err
 		}
-		if acc.AuthorizedKeys, err = guest.ParseAuthorizedKeys(b); err != nil {
-			return nil, usererr.New(fmt.Sprintf("--ssh-authorized-keys %s: %v", a.keysFile, err), guest.KeysFix)
+		if acc.AuthorizedKeys, err = accounts.ParseAuthorizedKeys(b); err != nil {
+			return nil, usererr.New(fmt.Sprintf("--ssh-authorized-keys %s: %v", a.keysFile, err), accounts.KeysFix)
 		}
 	}
 	if a.passwordFile != "" {
@@ -138,7 +138,7 @@ func (a *accessFlags) read() (*exporter.Access, error) {
 			return nil, err
 		}
 		acc.RootPasswordHash = strings.TrimSpace(string(b))
-		if err := guest.CheckHash(acc.RootPasswordHash); err != nil {
+		if err := accounts.CheckHash(acc.RootPasswordHash); err != nil {
 			return nil, usererr.New(fmt.Sprintf("--root-password-file %s: %v", a.passwordFile, err), "put one crypt(3) hash in the file, such as mkpasswd -m yescrypt prints")
 		}
 	}

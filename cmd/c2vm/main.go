@@ -1,4 +1,20 @@
 // Command c2vm turns container images into bootable virtual machine disks.
+//
+// One static binary plays four roles, in four places:
+//
+//	where it runs     how it starts                      code
+//	host              c2vm assemble, build, run, ls,     cmd/c2vm (assemble.go, build.go,
+//	                  logs, ssh, stop, rm                run.go, vms.go), exporter, vmrun
+//	BuildKit          the frontend image's entrypoint,   frontend, llb, bootstrap
+//	(frontend)        no arguments, BUILDKIT_SESSION_ID
+//	build step        RUN steps the frontend adds, in    cmd/c2vm (step_*.go), exporter
+//	                  the c2vm image: c2vm assemble,     (assembly step), bootstrap/accounts
+//	                  guest-config, convert              (guest-config)
+//	guest (app mode)  the initramfs's /init, as PID 1    appinit (guest_init.go starts it)
+//
+// The texts that run inside a VM (systemd units, scripts, GRUB's script)
+// are written by bootstrap (bootstrap/guesttexts.go), exporter
+// (exporter/guesttexts.go) and exporter/grub (config.go).
 package main
 
 import (

@@ -201,7 +201,7 @@ func indent(s string) string {
 
 // Quote quotes a word for GRUB's script language. Inside single quotes
 // nothing is special but the single quote itself, which is written as the
-// four characters '\''.
+// four characters '\”.
 func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -123,7 +123,7 @@ func TestOpaqueKeepsItsOwnLayer(t *testing.T) {
 }
 
 // A last layer with no entries (buildah, older docker commit) or only a PAX
-// global header used to panic in Stream.
+// global header streams nothing and does not panic.
 func TestEmptyAndHeaderOnlyLayers(t *testing.T) {
 	empty := ocitest.NewTar().Bytes()
 	var gb bytes.Buffer

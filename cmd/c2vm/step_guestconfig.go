@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/c2vm/c2vm/bootstrap/guest"
+	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/spf13/cobra"
 )
@@ -82,7 +82,7 @@ func writeStatus(name, msg string) error {
 }
 
 func (g *guestConfigFlags) run() error {
-	o := guest.Options{KeysOnly: g.keysOnly, Log: os.Stderr}
+	o := accounts.Options{KeysOnly: g.keysOnly, Log: os.Stderr}
 	var err error
 	if g.rootPWSecret != "" {
 		if o.PasswordHash, err = g.hash("root-password", "C2VM_ROOT_PASSWORD_SECRET", g.rootPWSecret); err != nil {
@@ -90,7 +90,7 @@ func (g *guestConfigFlags) run() error {
 		}
 	}
 	if g.user != "" {
-		u, err := guest.ParseUser(g.user)
+		u, err := accounts.ParseUser(g.user)
 		if err != nil {
 			return usererr.New("C2VM_USER: "+err.Error(), "give NAME or NAME:UID")
 		}
@@ -105,7 +105,7 @@ func (g *guestConfigFlags) run() error {
 	if o.AuthorizedKeys, err = g.keys(); err != nil {
 		return err
 	}
-	if err := guest.Apply(g.root, o); err != nil {
+	if err := accounts.Apply(g.root, o); err != nil {
 		return fmt.Errorf("configuring the guest: %w", err)
 	}
 	return nil
@@ -123,7 +123,7 @@ func (g *guestConfigFlags) secret(role, option, id, holds string) ([]byte, error
 		return nil, fmt.Errorf("the secret %q (%s): %v", id, option, err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, guest.MaxKeysBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, accounts.MaxKeysBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("the secret %q (%s): %v", id, option, err)
 	}
@@ -140,7 +140,7 @@ func (g *guestConfigFlags) hash(role, option, id string) (string, error) {
 	if h == "" {
 		return "", usererr.New(fmt.Sprintf("the secret %q named by %s is empty", id, option), "put "+holds+" in it")
 	}
-	if err := guest.CheckHash(h); err != nil {
+	if err := accounts.CheckHash(h); err != nil {
 		return "", usererr.New(fmt.Sprintf("the secret %q named by %s: %v", id, option, err), "put "+holds+" in it, on one line")
 	}
 	return h, nil
@@ -155,9 +155,9 @@ func (g *guestConfigFlags) keys() ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the keys: %v", err)
 		}
-		k, err := guest.ParseAuthorizedKeys(b)
+		k, err := accounts.ParseAuthorizedKeys(b)
 		if err != nil {
-			return nil, usererr.New("C2VM_SSH_AUTHORIZED_KEYS: "+err.Error(), guest.KeysFix)
+			return nil, usererr.New("C2VM_SSH_AUTHORIZED_KEYS: "+err.Error(), accounts.KeysFix)
 		}
 		all = append(all, k...)
 	}
@@ -166,9 +166,9 @@ func (g *guestConfigFlags) keys() ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		k, err := guest.ParseAuthorizedKeys(b)
+		k, err := accounts.ParseAuthorizedKeys(b)
 		if err != nil {
-			return nil, usererr.New(fmt.Sprintf("the secret %q named by C2VM_SSH_AUTHORIZED_KEYS_SECRET: %v", g.keysSecret, err), guest.KeysFix)
+			return nil, usererr.New(fmt.Sprintf("the secret %q named by C2VM_SSH_AUTHORIZED_KEYS_SECRET: %v", g.keysSecret, err), accounts.KeysFix)
 		}
 		all = append(all, k...)
 	}

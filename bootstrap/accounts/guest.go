@@ -1,4 +1,4 @@
-// Package guest applies the distribution-neutral part of guest
+// Package accounts applies the distribution-neutral part of guest
 // configuration to a root filesystem, with c2vm's own code rather than the
 // image's tools (an image that brings its own kernel and init may have no
 // shell, no useradd, no ssh-keygen): remove baked SSH host keys, lock root
@@ -9,7 +9,7 @@
 // directory. The target is hostile: every path is opened through os.Root,
 // so a symlink in it never leads outside it, and what c2vm creates for an
 // account is checked not to be a symlink (files.go).
-package guest
+package accounts
 
 import (
 	"errors"
