@@ -14,38 +14,47 @@ const (
 	aclMask     = 0x10
 	aclOther    = 0x20
 
-	vfsACLVersion  = 2 // posix_acl_xattr_header, what getxattr returns and tar carries
-	ext4ACLVersion = 1 // ext4_acl_header, what ext4 stores
+	vfsACLVersion  = 2 // POSIX_ACL_XATTR_VERSION: what getxattr returns and tar carries
+	ext4ACLVersion = 1 // EXT4_ACL_VERSION: what ext4 stores
 )
 
-// aclToDisk converts an ACL from the VFS xattr format (version 2, 8-byte
-// entries) to ext4's on-disk format (version 1, 4-byte entries for the
-// owner, group, mask and other, 8-byte entries with an id for named users
-// and groups). The kernel converts on setxattr; a writer of raw disk blocks
-// must do it itself, or the kernel returns EINVAL reading the ACL.
+// aclToDisk converts an ACL from the VFS xattr format to ext4's on-disk
+// format. The VFS format is version 2 with 8-byte entries. ext4's is
+// version 1, with 4-byte entries for the owner, the owning group, the mask
+// and others, and 8-byte entries with an id for named users and groups.
+// The kernel converts on setxattr. A writer of raw disk blocks must do it
+// itself, or the kernel returns EINVAL reading the ACL.
 func aclToDisk(v []byte) ([]byte, error) {
 	le := binary.LittleEndian
-	if len(v) < 4 || (len(v)-4)%8 != 0 {
+	const vfsHeader, vfsEntry = len(aclHeader{}), len(aclEntry{})
+	if len(v) < vfsHeader || (len(v)-vfsHeader)%vfsEntry != 0 {
 		return nil, fmt.Errorf("ACL of %d bytes is not a posix_acl_xattr header and 8-byte entries", len(v))
 	}
-	if ver := le.Uint32(v); ver != vfsACLVersion {
+	if ver := le.Uint32((*aclHeader)(v).a_version()); ver != vfsACLVersion {
 		return nil, fmt.Errorf("ACL version %d, want %d (the VFS xattr format)", ver, vfsACLVersion)
 	}
-	out := make([]byte, 4, len(v))
-	le.PutUint32(out, ext4ACLVersion)
-	for p := v[4:]; len(p) > 0; p = p[8:] {
-		tag, perm, id := le.Uint16(p), le.Uint16(p[2:]), le.Uint32(p[4:])
+	// Each entry keeps or shrinks its size: v's length is room enough.
+	out := make([]byte, len(aclHeader{}), len(v))
+	le.PutUint32((*aclHeader)(out).a_version(), ext4ACLVersion)
+	for p := v[vfsHeader:]; len(p) > 0; p = p[vfsEntry:] {
+		e := (*aclEntry)(p)
+		tag, perm, id := le.Uint16(e.e_tag()), le.Uint16(e.e_perm()), le.Uint32(e.e_id())
 		if perm&^7 != 0 {
 			return nil, fmt.Errorf("ACL entry with permissions %#o", perm)
 		}
+		n := len(out)
 		switch tag {
 		case aclUserObj, aclGroupObj, aclMask, aclOther:
-			out = le.AppendUint16(out, tag)
-			out = le.AppendUint16(out, perm)
+			out = out[:n+len(aclEntryShort{})]
+			d := (*aclEntryShort)(out[n:])
+			le.PutUint16(d.e_tag(), tag)
+			le.PutUint16(d.e_perm(), perm)
 		case aclUser, aclGroup:
-			out = le.AppendUint16(out, tag)
-			out = le.AppendUint16(out, perm)
-			out = le.AppendUint32(out, id)
+			out = out[:n+len(aclEntry{})]
+			d := (*aclEntry)(out[n:])
+			le.PutUint16(d.e_tag(), tag)
+			le.PutUint16(d.e_perm(), perm)
+			le.PutUint32(d.e_id(), id)
 		default:
 			return nil, fmt.Errorf("ACL entry with unknown tag %#x", tag)
 		}

@@ -67,8 +67,8 @@ func (w *Writer) create(p string, f *File, data io.Reader) error {
 	return w.register(pino, name, p, in, xs.inBlock)
 }
 
-// update gives an existing directory new metadata and xattrs; its old xattr
-// block loses a user once the new one is in hand.
+// update gives an existing directory new metadata and xattrs. Its old
+// xattr block loses a user once the new one is in hand.
 func (w *Writer) update(in *inode, f *File, xs xattrSet) error {
 	b, err := w.xattrBlockFor(xs.inBlock)
 	if err != nil {
@@ -124,8 +124,8 @@ func (w *Writer) setMeta(in *inode, f *File, inInode []xentry) {
 	in.xattrs = inInode
 }
 
-// symlink stores a target under 60 bytes in i_block (a fast symlink), a
-// longer one in a data block.
+// symlink stores a target under 60 bytes in i_block (a fast symlink). It
+// stores a longer one in a data block.
 func (w *Writer) symlink(in *inode, target string) error {
 	switch {
 	case target == "":

@@ -9,8 +9,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // crc32c is ext4's checksum primitive: crc32c with the given seed and no
 // final inversion, as the kernel's ext4_chksum and e2fsprogs'
-// ext2fs_crc32c_le compute it. hash/crc32 inverts on the way in and out, so
-// undo both.
+// ext2fs_crc32c_le compute it. hash/crc32 inverts on the way in and out.
+// crc32c undoes both.
 func crc32c(seed uint32, b []byte) uint32 {
 	return ^crc32.Update(^seed, castagnoli, b)
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // dataRuns checks a file's size and segments and returns the runs of
-// logical blocks that hold data; blocks without a data byte are holes.
+// logical blocks that hold data. Blocks without a data byte are holes.
 func dataRuns(size int64, segs []Segment) ([]span, error) {
 	if size < 0 || size > maxFileSize {
 		return nil, fmt.Errorf("size %d beyond ext4's limit of %d bytes", size, int64(maxFileSize))

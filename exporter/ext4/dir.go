@@ -14,13 +14,17 @@ const (
 	ftBlk     = 4
 	ftFifo    = 5
 	ftSymlink = 7
+	ftDirCsum = 0xDE // EXT4_FT_DIR_CSUM: marks the fake entry that holds a leaf's checksum
 )
 
 const (
-	dirTailLen = 12                     // checksum tail of a leaf block
+	dirTailLen = 12                     // sizeof(struct ext4_dir_entry_tail), the checksum tail of a leaf block
 	leafSpace  = blockSize - dirTailLen // bytes for entries in a leaf block
 	dotsLen    = 24                     // "." and ".." entries
 	maxLinks   = 65000                  // EXT4_LINK_MAX
+	maxNameLen = 255                    // EXT4_NAME_LEN
+	// maxEntryLen is the size of an entry with the longest name.
+	maxEntryLen = (direntNameOffset + maxNameLen + 3) &^ 3
 )
 
 type dirent struct {
@@ -36,9 +40,19 @@ type dirData struct {
 	subdirs uint32
 }
 
-// recLen is the size of an entry: 8 bytes of header and the name, padded
-// to 4 bytes.
-func recLen(nameLen int) int { return (8 + nameLen + 3) &^ 3 }
+// recLen is the size of an entry: the fixed fields and the name, padded to
+// 4 bytes (EXT4_DIR_REC_LEN).
+func recLen(nameLen int) int { return (direntNameOffset + nameLen + 3) &^ 3 }
+
+// putDirent fills an entry's fields and name.
+func putDirent(d ext4DirEntry2, ino uint32, recLen int, typ uint8, name string) {
+	le := binary.LittleEndian
+	le.PutUint32(d.inode(), ino)
+	le.PutUint16(d.rec_len(), uint16(recLen))
+	*d.name_len() = uint8(len(name))
+	*d.file_type() = typ
+	copy(d.name(), name)
+}
 
 // leafBuilder fills one directory block with entries.
 type leafBuilder struct {
@@ -52,13 +66,8 @@ func newLeaf(b []byte) *leafBuilder { clear(b); return &leafBuilder{b: b, last: 
 func (l *leafBuilder) fits(nameLen int) bool { return l.off+recLen(nameLen) <= leafSpace }
 
 func (l *leafBuilder) add(ino uint32, typ uint8, name string) {
-	le := binary.LittleEndian
 	r := recLen(len(name))
-	le.PutUint32(l.b[l.off:], ino)
-	le.PutUint16(l.b[l.off+4:], uint16(r))
-	l.b[l.off+6] = uint8(len(name))
-	l.b[l.off+7] = typ
-	copy(l.b[l.off+8:], name)
+	putDirent(ext4DirEntry2(l.b[l.off:]), ino, r, typ, name)
 	l.last = l.off
 	l.off += r
 }
@@ -70,13 +79,13 @@ func (l *leafBuilder) finish(seed uint32) {
 	if l.last < 0 {
 		l.add(0, 0, "")
 	}
-	le.PutUint16(l.b[l.last+4:], uint16(leafSpace-l.last))
-	t := l.b[leafSpace:]
-	le.PutUint32(t[0:], 0)
-	le.PutUint16(t[4:], dirTailLen)
-	t[6] = 0
-	t[7] = 0xDE // EXT4_DIR_TAIL_FT: marks the fake entry that holds the checksum
-	le.PutUint32(t[8:], crc32c(seed, l.b[:leafSpace]))
+	le.PutUint16(ext4DirEntry2(l.b[l.last:]).rec_len(), uint16(leafSpace-l.last))
+	t := (*ext4DirEntryTail)(l.b[leafSpace:])
+	le.PutUint32(t.det_reserved_zero1(), 0)
+	le.PutUint16(t.det_rec_len(), dirTailLen)
+	*t.det_reserved_zero2() = 0
+	*t.det_reserved_ft() = ftDirCsum
+	le.PutUint32(t.det_checksum(), crc32c(seed, l.b[:leafSpace]))
 }
 
 // linearSize is the bytes a directory's entries take in one block.

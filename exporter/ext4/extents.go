@@ -13,10 +13,10 @@ type extent struct {
 }
 
 const (
-	extentMagic     = 0xF30A
-	extentsInInode  = 4                         // (60 - 12) / 12
-	extentsPerBlock = (blockSize - 12 - 4) / 12 // 340; the tail holds a checksum
-	extentTailOff   = 12 + extentsPerBlock*12   // 4092
+	extentMagic     = 0xF30A                                                            // EXT4_EXT_MAGIC
+	extentsInInode  = (iBlockSize - extentHeaderSize) / extentEntrySize                 // 4
+	extentsPerBlock = (blockSize - extentHeaderSize - extentTailSize) / extentEntrySize // 340
+	extentTailOff   = extentHeaderSize + extentsPerBlock*extentEntrySize                // 4092
 )
 
 // maxExtents bounds how many extents n logical blocks written in one piece
@@ -41,29 +41,30 @@ func treeBlocks(e uint64) uint64 {
 	return total
 }
 
-func putExtentHeader(b []byte, entries, max, depth int) {
+func putExtentHeader(n extentNode, entries, max, depth int) {
 	le := binary.LittleEndian
-	le.PutUint16(b[0:], extentMagic)
-	le.PutUint16(b[2:], uint16(entries))
-	le.PutUint16(b[4:], uint16(max))
-	le.PutUint16(b[6:], uint16(depth))
-	le.PutUint32(b[8:], 0) // generation
+	h := n.header()
+	le.PutUint16(h.eh_magic(), extentMagic)
+	le.PutUint16(h.eh_entries(), uint16(entries))
+	le.PutUint16(h.eh_max(), uint16(max))
+	le.PutUint16(h.eh_depth(), uint16(depth))
+	le.PutUint32(h.eh_generation(), 0)
 }
 
-func putExtent(b []byte, e extent) {
+func putExtent(x *ext4Extent, e extent) {
 	le := binary.LittleEndian
-	le.PutUint32(b[0:], e.lblk)
-	le.PutUint16(b[4:], uint16(e.n)) // 32768 encodes as 0x8000: initialized, full length
-	le.PutUint16(b[6:], uint16(e.pblk>>32))
-	le.PutUint32(b[8:], uint32(e.pblk))
+	le.PutUint32(x.ee_block(), e.lblk)
+	le.PutUint16(x.ee_len(), uint16(e.n)) // 32768 encodes as 0x8000: initialized, full length
+	le.PutUint16(x.ee_start_hi(), uint16(e.pblk>>32))
+	le.PutUint32(x.ee_start_lo(), uint32(e.pblk))
 }
 
-func putIndex(b []byte, lblk uint32, child uint64) {
+func putIndex(x *ext4ExtentIdx, lblk uint32, child uint64) {
 	le := binary.LittleEndian
-	le.PutUint32(b[0:], lblk)
-	le.PutUint32(b[4:], uint32(child))
-	le.PutUint16(b[8:], uint16(child>>32))
-	le.PutUint16(b[10:], 0)
+	le.PutUint32(x.ei_block(), lblk)
+	le.PutUint32(x.ei_leaf_lo(), uint32(child))
+	le.PutUint16(x.ei_leaf_hi(), uint16(child>>32))
+	le.PutUint16(x.ei_unused(), 0)
 }
 
 // treeNode is one entry of a tree level: an extent at the bottom, a child
@@ -77,10 +78,11 @@ type treeNode struct {
 // than four, into tree blocks allocated here and written out.
 func (w *Writer) writeExtentTree(ino uint32, in *inode) error {
 	exts := in.exts
+	root := extentNode(in.iblock[:])
 	if len(exts) <= extentsInInode {
-		putExtentHeader(in.iblock[:], len(exts), extentsInInode, 0)
+		putExtentHeader(root, len(exts), extentsInInode, 0)
 		for i, e := range exts {
-			putExtent(in.iblock[12+12*i:], e)
+			putExtent(root.extent(i), e)
 		}
 		return nil
 	}
@@ -91,7 +93,7 @@ func (w *Writer) writeExtentTree(ino uint32, in *inode) error {
 	}
 	in.treeBlocks = n
 	seed := inodeSeed(w.seed, ino)
-	buf := make([]byte, blockSize)
+	buf := extentNode(make([]byte, blockSize))
 	// Leaves first, then each index level, bottom-up.
 	var level []treeNode
 	for i := 0; i < len(exts); i += extentsPerBlock {
@@ -99,7 +101,7 @@ func (w *Writer) writeExtentTree(ino uint32, in *inode) error {
 		clear(buf)
 		putExtentHeader(buf, len(chunk), extentsPerBlock, 0)
 		for j, e := range chunk {
-			putExtent(buf[12+12*j:], e)
+			putExtent(buf.extent(j), e)
 		}
 		blk := blks[0]
 		blks = blks[1:]
@@ -114,7 +116,7 @@ func (w *Writer) writeExtentTree(ino uint32, in *inode) error {
 			clear(buf)
 			putExtentHeader(buf, len(chunk), extentsPerBlock, depth)
 			for j, c := range chunk {
-				putIndex(buf[12+12*j:], c.lblk, c.blk)
+				putIndex(buf.index(j), c.lblk, c.blk)
 			}
 			blk := blks[0]
 			blks = blks[1:]
@@ -124,16 +126,17 @@ func (w *Writer) writeExtentTree(ino uint32, in *inode) error {
 		level = up
 		depth++
 	}
-	clear(in.iblock[:])
-	putExtentHeader(in.iblock[:], len(level), extentsInInode, depth)
+	clear(root)
+	putExtentHeader(root, len(level), extentsInInode, depth)
 	for i, c := range level {
-		putIndex(in.iblock[12+12*i:], c.lblk, c.blk)
+		putIndex(root.index(i), c.lblk, c.blk)
 	}
 	return nil
 }
 
-func (w *Writer) writeTreeBlock(buf []byte, blk uint64, seed uint32) {
-	binary.LittleEndian.PutUint32(buf[extentTailOff:], crc32c(seed, buf[:extentTailOff]))
+// writeTreeBlock stores a tree block's checksum and writes it.
+func (w *Writer) writeTreeBlock(buf extentNode, blk uint64, seed uint32) {
+	binary.LittleEndian.PutUint32(buf.tail().et_checksum(), crc32c(seed, buf.csummed()))
 	w.out.write(blk, buf)
 }
 

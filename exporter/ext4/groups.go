@@ -5,12 +5,13 @@ import (
 	"math/bits"
 )
 
-// Group descriptor flags.
+// bg_flags bits.
 const (
-	bgInodeUninit  = 0x1 // the inode bitmap is not initialized: no inode in use
-	bgItableZeroed = 0x4 // the inode table is zeros (the target region is)
+	bgInodeUninit  = 0x1 // EXT4_BG_INODE_UNINIT: no inode is in use, the inode bitmap is not written
+	bgItableZeroed = 0x4 // EXT4_BG_INODE_ZEROED: the inode table reads as zeros (the target region does)
 )
 
+// groupDesc is what the writer counts per group for its descriptor.
 type groupDesc struct {
 	freeBlocks, freeInodes, usedDirs, itableUnused uint32
 	flags                                          uint16
@@ -20,7 +21,7 @@ type groupDesc struct {
 // writeMetadata writes inode tables, bitmaps, descriptors, backup
 // superblocks and the journal superblock, once every block is allocated.
 // It returns the primary superblock, which Close writes last.
-func (w *Writer) writeMetadata() []byte {
+func (w *Writer) writeMetadata() *ext4SuperBlock {
 	g := &w.l.geometry
 	gds := make([]groupDesc, g.groups)
 	w.writeInodeTables(gds)
@@ -34,16 +35,16 @@ func (w *Writer) writeMetadata() []byte {
 		}
 		blk := grp * blocksPerGroup
 		if grp > 0 {
-			w.out.write(blk, w.superblock(c, grp)) // a backup fills its block's start
+			w.out.write(blk, w.superblock(c, grp)[:]) // a backup fills its block's start
 		}
 		w.out.write(blk+1, gdt)
 	}
 	j := w.inodes[journalIno-1]
-	w.out.write(j.exts[0].pblk, journalSuperblock(g.journal, w.uuid))
+	w.out.write(j.exts[0].pblk, newJournalSuperblock(g.journal, w.uuid)[:])
 	return w.superblock(c, 0)
 }
 
-// writeInodeTables encodes the inodes in use, group by group; the rest of
+// writeInodeTables encodes the inodes in use, group by group. The rest of
 // each table stays zeros.
 func (w *Writer) writeInodeTables(gds []groupDesc) {
 	g := &w.l.geometry
@@ -64,7 +65,7 @@ func (w *Writer) writeInodeTables(gds []groupDesc) {
 		clear(b)
 		for k := uint64(0); k < used; k++ {
 			ino := uint32(first + k + 1)
-			ib := b[k*inodeSize : (k+1)*inodeSize]
+			ib := (*ext4Inode)(b[k*inodeSize:])
 			if in := w.inodes[ino-1]; in != nil {
 				w.encodeInode(ib, ino, in)
 				if in.dir != nil {
@@ -130,38 +131,35 @@ func (w *Writer) writeInodeBitmaps(gds []groupDesc, c *sbCounts) {
 }
 
 // encodeGDT encodes the descriptors with their checksums: crc32c of the
-// group number and the descriptor (checksum field zero), low 16 bits.
+// group number and the descriptor (bg_checksum still zero), low 16 bits.
 func (w *Writer) encodeGDT(gds []groupDesc) []byte {
 	le := binary.LittleEndian
 	out := make([]byte, w.l.gdtBlocks*blockSize)
 	for grp := range gds {
 		d := &gds[grp]
-		b := out[grp*descSize : (grp+1)*descSize]
+		b := (*ext4GroupDesc)(out[grp*descSize:])
 		bb, ib, it := w.l.blockBitmap[grp], w.l.inodeBitmap[grp], w.l.inodeTable[grp]
-		le.PutUint32(b[0x0:], uint32(bb))
-		le.PutUint32(b[0x4:], uint32(ib))
-		le.PutUint32(b[0x8:], uint32(it))
-		le.PutUint16(b[0xC:], uint16(d.freeBlocks))
-		le.PutUint16(b[0xE:], uint16(d.freeInodes))
-		le.PutUint16(b[0x10:], uint16(d.usedDirs))
-		le.PutUint16(b[0x12:], d.flags)
-		le.PutUint16(b[0x18:], uint16(d.blockCsum))
-		le.PutUint16(b[0x1A:], uint16(d.inodeCsum))
-		le.PutUint16(b[0x1C:], uint16(d.itableUnused))
-		le.PutUint32(b[0x20:], uint32(bb>>32))
-		le.PutUint32(b[0x24:], uint32(ib>>32))
-		le.PutUint32(b[0x28:], uint32(it>>32))
-		le.PutUint16(b[0x2C:], uint16(d.freeBlocks>>16))
-		le.PutUint16(b[0x2E:], uint16(d.freeInodes>>16))
-		le.PutUint16(b[0x30:], uint16(d.usedDirs>>16))
-		le.PutUint16(b[0x32:], uint16(d.itableUnused>>16))
-		le.PutUint16(b[0x38:], uint16(d.blockCsum>>16))
-		le.PutUint16(b[0x3A:], uint16(d.inodeCsum>>16))
-		cs := crc32cU32(w.seed, uint32(grp))
-		cs = crc32c(cs, b[:0x1E])
-		cs = crc32c(cs, zeroBlock[:2])
-		cs = crc32c(cs, b[0x20:])
-		le.PutUint16(b[0x1E:], uint16(cs))
+		le.PutUint32(b.bg_block_bitmap_lo(), uint32(bb))
+		le.PutUint32(b.bg_inode_bitmap_lo(), uint32(ib))
+		le.PutUint32(b.bg_inode_table_lo(), uint32(it))
+		le.PutUint16(b.bg_free_blocks_count_lo(), uint16(d.freeBlocks))
+		le.PutUint16(b.bg_free_inodes_count_lo(), uint16(d.freeInodes))
+		le.PutUint16(b.bg_used_dirs_count_lo(), uint16(d.usedDirs))
+		le.PutUint16(b.bg_flags(), d.flags)
+		le.PutUint16(b.bg_block_bitmap_csum_lo(), uint16(d.blockCsum))
+		le.PutUint16(b.bg_inode_bitmap_csum_lo(), uint16(d.inodeCsum))
+		le.PutUint16(b.bg_itable_unused_lo(), uint16(d.itableUnused))
+		le.PutUint32(b.bg_block_bitmap_hi(), uint32(bb>>32))
+		le.PutUint32(b.bg_inode_bitmap_hi(), uint32(ib>>32))
+		le.PutUint32(b.bg_inode_table_hi(), uint32(it>>32))
+		le.PutUint16(b.bg_free_blocks_count_hi(), uint16(d.freeBlocks>>16))
+		le.PutUint16(b.bg_free_inodes_count_hi(), uint16(d.freeInodes>>16))
+		le.PutUint16(b.bg_used_dirs_count_hi(), uint16(d.usedDirs>>16))
+		le.PutUint16(b.bg_itable_unused_hi(), uint16(d.itableUnused>>16))
+		le.PutUint16(b.bg_block_bitmap_csum_hi(), uint16(d.blockCsum>>16))
+		le.PutUint16(b.bg_inode_bitmap_csum_hi(), uint16(d.inodeCsum>>16))
+		cs := crc32c(crc32cU32(w.seed, uint32(grp)), b[:])
+		le.PutUint16(b.bg_checksum(), uint16(cs))
 	}
 	return out
 }

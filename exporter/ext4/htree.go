@@ -8,18 +8,19 @@ import (
 )
 
 const (
-	hashHalfMD4   = 1
-	dxTailLen     = 8
-	dxRootLimit   = (blockSize - 32 - dxTailLen) / 8 // 507 entries in the root
-	dxNodeLimit   = (blockSize - 8 - dxTailLen) / 8  // 510 in an index node
+	hashHalfMD4   = 1                                                            // DX_HASH_HALF_MD4
+	dxRootLimit   = (blockSize - dxRootEntriesOffset - dxTailSize) / dxEntrySize // 507 entries in the root
+	dxNodeLimit   = (blockSize - dxNodeEntriesOffset - dxTailSize) / dxEntrySize // 510 in an index node
+	dxInfoLength  = 8                                                            // info_length: sizeof(struct dx_root_info)
 	htreeEOFHash  = 0x7fffffff << 1
-	flagSignedDir = 0x1 // s_flags: directory hashes treat names as signed chars
+	flagSignedDir = 0x1 // EXT2_FLAGS_SIGNED_HASH in s_flags: directory hashes treat names as signed chars
 )
 
-// halfMD4 is ext4's directory hash (EXT2_HASH_HALF_MD4) with names read as
-// signed chars, which mke2fs records for x86 (signed_directory_hash) and
-// the kernel then uses on every architecture. It returns the major hash
-// (low bit clear, as in the tree) and the minor hash.
+// halfMD4 is ext4's directory hash (DX_HASH_HALF_MD4) with names read as
+// signed chars. mke2fs records signed chars on x86 (signed_directory_hash),
+// and the kernel then reads names so on every architecture. halfMD4
+// returns the major hash (low bit clear, as in the tree) and the minor
+// hash.
 func halfMD4(name string, seed *[4]uint32) (uint32, uint32) {
 	buf := [4]uint32{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}
 	if *seed != [4]uint32{} {
@@ -142,8 +143,8 @@ func leafStarts(hs []hashedEnt) []int {
 
 // htree lays out a hash-tree directory: block 0 the root, then index
 // nodes when the leaves are more than the root can point to, then the
-// leaves. Entries with equal hashes that straddle two leaves mark the
-// second leaf's key with the collision bit, as the kernel does when it
+// leaves. Where entries with equal hashes straddle two leaves, the second
+// leaf's key carries the collision bit, as the kernel sets it when it
 // splits a leaf.
 func (w *Writer) htree(ino uint32, d *dirData, seed uint32) ([]byte, error) {
 	hs := w.sortByHash(d.ents)
@@ -173,61 +174,60 @@ func (w *Writer) htree(ino uint32, d *dirData, seed uint32) ([]byte, error) {
 		}
 		l.finish(seed)
 	}
-	putDxRoot(out[:blockSize], ino, d.parent, nodes > 0)
+	root := (*dxRoot)(out)
+	putDxRoot(root, ino, d.parent, nodes > 0)
 	if nodes == 0 {
-		putDxEntries(out[:blockSize], 32, dxRootLimit, keys, 1, seed)
+		putDxEntries(root[:], dxRootEntriesOffset, dxRootLimit, keys, 1, seed)
 		return out, nil
 	}
 	nodeKeys := make([]uint32, nodes)
 	for n := range nodes {
 		first := n * dxNodeLimit
 		nodeKeys[n] = keys[first]
-		b := out[(1+n)*blockSize : (2+n)*blockSize]
-		binary.LittleEndian.PutUint16(b[4:], blockSize) // a fake empty entry spanning the block
-		putDxEntries(b, 8, dxNodeLimit, keys[first:min(first+dxNodeLimit, leaves)], 1+nodes+first, seed)
+		node := (*dxNode)(out[(1+n)*blockSize:])
+		// A fake empty entry spans the block.
+		binary.LittleEndian.PutUint16(node.fake().rec_len(), blockSize)
+		putDxEntries(node[:], dxNodeEntriesOffset, dxNodeLimit, keys[first:min(first+dxNodeLimit, leaves)], 1+nodes+first, seed)
 	}
-	putDxEntries(out[:blockSize], 32, dxRootLimit, nodeKeys, 1, seed)
+	putDxEntries(root[:], dxRootEntriesOffset, dxRootLimit, nodeKeys, 1, seed)
 	return out, nil
 }
 
 // putDxRoot writes the root's "." and ".." entries and dx_root_info.
-func putDxRoot(b []byte, ino, parent uint32, twoLevels bool) {
-	le := binary.LittleEndian
-	le.PutUint32(b[0:], ino)
-	le.PutUint16(b[4:], 12)
-	b[6], b[7] = 1, ftDir
-	b[8] = '.'
-	le.PutUint32(b[12:], parent)
-	le.PutUint16(b[16:], blockSize-12)
-	b[18], b[19] = 2, ftDir
-	b[20], b[21] = '.', '.'
-	// dx_root_info: reserved, hash version, info length, levels, flags.
-	b[28], b[29] = hashHalfMD4, 8
+func putDxRoot(r *dxRoot, ino, parent uint32, twoLevels bool) {
+	putDirent(r.dot(), ino, recLen(len(".")), ftDir, ".")
+	putDirent(r.dotdot(), parent, blockSize-recLen(len(".")), ftDir, "..")
+	info := r.info()
+	binary.LittleEndian.PutUint32(info.reserved_zero(), 0)
+	*info.hash_version() = hashHalfMD4
+	*info.info_length() = dxInfoLength
 	if twoLevels {
-		b[30] = 1
+		*info.indirect_levels() = 1
 	}
 }
 
-// putDxEntries fills an index block's entries from countOff on: keys[i]
-// points at logical block firstBlk+i (the first entry's key is implied and
-// its slot holds limit and count), then the checksum tail.
-func putDxEntries(b []byte, countOff, limit int, keys []uint32, firstBlk int, seed uint32) {
+// putDxEntries fills the dx_entry array at entriesOff in index block b,
+// then the dx_tail with its checksum. keys[i] points at logical block
+// firstBlk+i. The first entry's key is implied, and its slot holds the
+// dx_countlimit.
+func putDxEntries(b []byte, entriesOff, limit int, keys []uint32, firstBlk int, seed uint32) {
 	le := binary.LittleEndian
-	le.PutUint16(b[countOff:], uint16(limit))
-	le.PutUint16(b[countOff+2:], uint16(len(keys)))
+	es := dxEntries(b[entriesOff:])
+	cl := es.countlimit()
+	le.PutUint16(cl.limit(), uint16(limit))
+	le.PutUint16(cl.count(), uint16(len(keys)))
 	for i, k := range keys {
-		p := countOff + 8*i
+		e := es.entry(i)
 		if i > 0 {
-			le.PutUint32(b[p:], k)
+			le.PutUint32(e.hash(), k)
 		}
-		le.PutUint32(b[p+4:], uint32(firstBlk+i))
+		le.PutUint32(e.block(), uint32(firstBlk+i))
 	}
-	size := countOff + 8*len(keys)
-	tail := countOff + 8*limit
 	// The checksum covers the used entries, then dt_reserved and a zero
-	// checksum field.
-	c := crc32c(seed, b[:size])
-	c = crc32c(c, zeroBlock[:dxTailLen])
-	le.PutUint32(b[tail:], 0)
-	le.PutUint32(b[tail+4:], c)
+	// dt_checksum.
+	c := crc32c(seed, b[:entriesOff+dxEntrySize*len(keys)])
+	c = crc32c(c, zeroBlock[:dxTailSize])
+	t := es.tail(limit)
+	le.PutUint32(t.dt_reserved(), 0)
+	le.PutUint32(t.dt_checksum(), c)
 }

@@ -6,7 +6,9 @@ import (
 )
 
 const (
-	extraIsize = 32 // bytes of extra fields after the first 128: times, crtime, checksum hi
+	// extraIsize is i_extra_isize: the extra fields after the first
+	// goodOldInodeSize bytes, up to i_crtime_extra.
+	extraIsize = 32
 
 	flagIndex   = 0x1000  // EXT4_INDEX_FL: hash-tree directory
 	flagExtents = 0x80000 // EXT4_EXTENTS_FL
@@ -21,10 +23,11 @@ const (
 	sIFIFO  = 0o010000
 )
 
-// Timestamps: 32 signed bits of seconds plus two epoch bits hold 1901-12-13
-// to 2446-05-10, but e2fsck (until 2242) takes the high epoch bits with a
-// negative base, 2310-04-04 to 2378, for an old kernel's encoding of
-// pre-1970 times and "fixes" them. Later times are clamped below that.
+// minTime and maxTime bound the seconds of the times an inode records. 32
+// signed bits of seconds plus two epoch bits hold 1901-12-13 to 2446-05-10.
+// But e2fsck (until 2242) takes times from 2310-04-04 to 2378 for an old
+// kernel's encoding of pre-1970 times, and "fixes" them. So later times are
+// clamped below 2310-04-04.
 const (
 	minTime = -1 << 31
 	maxTime = 3<<32 - 1<<31 - 1
@@ -65,21 +68,24 @@ type inode struct {
 	atime, mtime, ctime, crtime timestamp
 	exts                        []extent // data (or directory, or slow symlink) blocks
 	dataBlocks, treeBlocks      uint64
-	iblock                      [60]byte // extent root, fast symlink target or device number
+	iblock                      iBlock   // extent root, fast symlink target or device number
 	xattrs                      []xentry // those in the inode
 	xblock                      *xblock  // the rest, nil if none
 	dir                         *dirData
 }
 
-// encodeInode writes in as inode number ino into b (inodeSize bytes, zero).
-func (w *Writer) encodeInode(b []byte, ino uint32, in *inode) {
+// encodeInode writes in as inode number ino into r, which is zeros.
+func (w *Writer) encodeInode(r *ext4Inode, ino uint32, in *inode) {
 	le := binary.LittleEndian
-	le.PutUint16(b[0:], in.mode)
-	le.PutUint16(b[2:], uint16(in.uid))
-	le.PutUint32(b[4:], uint32(in.size))
-	w.putTimes(b, in)
-	le.PutUint16(b[24:], uint16(in.gid))
-	le.PutUint16(b[26:], uint16(in.links))
+	le.PutUint16(r.i_mode(), in.mode)
+	le.PutUint16(r.i_uid(), uint16(in.uid))
+	le.PutUint32(r.i_size_lo(), uint32(in.size))
+	putTime(r.i_atime(), r.i_atime_extra(), in.atime)
+	putTime(r.i_ctime(), r.i_ctime_extra(), in.ctime)
+	putTime(r.i_mtime(), r.i_mtime_extra(), in.mtime)
+	putTime(r.i_crtime(), r.i_crtime_extra(), in.crtime)
+	le.PutUint16(r.i_gid(), uint16(in.gid))
+	le.PutUint16(r.i_links_count(), uint16(in.links))
 	blocks := in.dataBlocks + in.treeBlocks
 	var xblk uint64
 	if in.xblock != nil {
@@ -87,68 +93,63 @@ func (w *Writer) encodeInode(b []byte, ino uint32, in *inode) {
 		blocks++
 	}
 	sectors := blocks * (blockSize / 512)
-	le.PutUint32(b[28:], uint32(sectors))
-	le.PutUint32(b[32:], in.flags)
-	copy(b[40:100], in.iblock[:])
-	le.PutUint32(b[104:], uint32(xblk))
-	le.PutUint32(b[108:], uint32(in.size>>32))
-	le.PutUint16(b[116:], uint16(sectors>>32))
-	le.PutUint16(b[118:], uint16(xblk>>32))
-	le.PutUint16(b[120:], uint16(in.uid>>16))
-	le.PutUint16(b[122:], uint16(in.gid>>16))
-	le.PutUint16(b[128:], extraIsize)
-	putInodeXattrs(b, in.xattrs)
-	putInodeChecksum(b, w.seed, ino, true)
+	le.PutUint32(r.i_blocks_lo(), uint32(sectors))
+	le.PutUint32(r.i_flags(), in.flags)
+	*r.i_block() = in.iblock
+	le.PutUint32(r.i_file_acl_lo(), uint32(xblk))
+	le.PutUint32(r.i_size_high(), uint32(in.size>>32))
+	le.PutUint16(r.l_i_blocks_high(), uint16(sectors>>32))
+	le.PutUint16(r.l_i_file_acl_high(), uint16(xblk>>32))
+	le.PutUint16(r.l_i_uid_high(), uint16(in.uid>>16))
+	le.PutUint16(r.l_i_gid_high(), uint16(in.gid>>16))
+	le.PutUint16(r.i_extra_isize(), extraIsize)
+	putInodeXattrs(r, in.xattrs)
+	putInodeChecksum(r, w.seed, ino, true)
 }
 
-func (w *Writer) putTimes(b []byte, in *inode) {
-	le := binary.LittleEndian
-	for _, f := range []struct {
-		t        timestamp
-		lo, xtra int
-	}{{in.atime, 8, 140}, {in.ctime, 12, 132}, {in.mtime, 16, 136}, {in.crtime, 144, 148}} {
-		lo, extra := f.t.encode()
-		le.PutUint32(b[f.lo:], lo)
-		le.PutUint32(b[f.xtra:], extra)
-	}
+// putTime stores a time in an inode's seconds field and its extra field.
+func putTime(sec, extra []byte, t timestamp) {
+	lo, ex := t.encode()
+	binary.LittleEndian.PutUint32(sec, lo)
+	binary.LittleEndian.PutUint32(extra, ex)
 }
 
 // putInodeChecksum stores crc32c over the whole inode (checksum fields
-// zero) seeded with the inode number and generation: the low half at
-// l_i_checksum_lo, the high half in i_checksum_hi when the extra fields
-// reach it.
-func putInodeChecksum(b []byte, fsSeed, ino uint32, hi bool) {
+// zero) seeded with the inode number and generation. The low half goes to
+// l_i_checksum_lo. The high half goes to i_checksum_hi when hi is set: the
+// inode has extra fields that reach it.
+func putInodeChecksum(r *ext4Inode, fsSeed, ino uint32, hi bool) {
 	le := binary.LittleEndian
-	le.PutUint16(b[124:], 0)
-	le.PutUint16(b[130:], 0)
-	c := crc32c(inodeSeed(fsSeed, ino), b[:inodeSize])
-	le.PutUint16(b[124:], uint16(c))
+	le.PutUint16(r.l_i_checksum_lo(), 0)
+	le.PutUint16(r.i_checksum_hi(), 0)
+	c := crc32c(inodeSeed(fsSeed, ino), r[:])
+	le.PutUint16(r.l_i_checksum_lo(), uint16(c))
 	if hi {
-		le.PutUint16(b[130:], uint16(c>>16))
+		le.PutUint16(r.i_checksum_hi(), uint16(c>>16))
 	}
 }
 
 // encodeReserved writes an unused reserved inode as mke2fs does: zero, no
-// extra fields, a valid checksum; the bad-blocks inode carries the times.
-func (w *Writer) encodeReserved(b []byte, ino uint32) {
-	if ino == 1 {
+// extra fields, a valid checksum. The bad-blocks inode carries the times.
+func (w *Writer) encodeReserved(r *ext4Inode, ino uint32) {
+	if ino == badBlocksIno {
 		t, _ := w.fsTime.encode()
 		le := binary.LittleEndian
-		le.PutUint32(b[8:], t)
-		le.PutUint32(b[12:], t)
-		le.PutUint32(b[16:], t)
+		le.PutUint32(r.i_atime(), t)
+		le.PutUint32(r.i_ctime(), t)
+		le.PutUint32(r.i_mtime(), t)
 	}
-	putInodeChecksum(b, w.seed, ino, false)
+	putInodeChecksum(r, w.seed, ino, false)
 }
 
-// devNumber encodes a device number as the kernel does: the old 16-bit
-// form in i_block[0] when major and minor fit 8 bits, else the new 32-bit
-// form in i_block[1].
-func devNumber(iblock *[60]byte, major, minor uint32) {
+// devNumber encodes a device number as the kernel does. The old 16-bit
+// form goes to i_block[0] when major and minor fit 8 bits. Otherwise the
+// new 32-bit form goes to i_block[1].
+func devNumber(ib *iBlock, major, minor uint32) {
 	le := binary.LittleEndian
 	if major < 256 && minor < 256 {
-		le.PutUint32(iblock[0:], major<<8|minor)
+		le.PutUint32(ib.word(0), major<<8|minor)
 		return
 	}
-	le.PutUint32(iblock[4:], minor&0xff|major<<8|(minor&^0xff)<<12)
+	le.PutUint32(ib.word(1), minor&0xff|major<<8|(minor&^0xff)<<12)
 }

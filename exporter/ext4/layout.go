@@ -15,13 +15,14 @@ const (
 	groupsPerFlex  = 16
 	maxExtentLen   = 32768 // an initialized extent covers at most 2^15 blocks
 	firstIno       = 11    // first non-reserved inode: lost+found
+	badBlocksIno   = 1
 	rootIno        = 2
 	journalIno     = 8
 	lostFoundIno   = 11
 	lostFoundSize  = 4 // blocks, as mke2fs makes it
 
-	// maxFSBlocks caps the filesystem at 16 TiB: far beyond a VM root disk,
-	// and it keeps per-group state small.
+	// maxFSBlocks caps the filesystem at 16 TiB, far beyond a VM root
+	// disk. The cap keeps per-group state small.
 	maxFSBlocks = 1<<32 - 1
 	maxInodes   = 1<<32 - 1
 	// maxFileBlocks is ext4's limit for a file with 4 KiB blocks: logical
@@ -45,8 +46,8 @@ type geometry struct {
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 // newGeometry shapes a filesystem of the given blocks and inodes. A last
-// group too small to hold its own metadata is left out, as mke2fs does;
-// otherwise every block is used.
+// group too small to hold its own metadata is left out, as mke2fs does.
+// Otherwise every block is used.
 func newGeometry(blocks, inodes uint64) (geometry, error) {
 	if blocks > maxFSBlocks {
 		return geometry{}, fmt.Errorf("%d blocks: filesystems over 16 TiB are not supported", blocks)
@@ -155,8 +156,9 @@ func countBackups(n uint64) uint64 {
 	return c
 }
 
-// journalBlocks is e2fsprogs' default journal size (ext2fs_default_journal_size);
-// below 2048 blocks, where mke2fs makes none, the jbd2 minimum of 1024.
+// journalBlocks is e2fsprogs' default journal size
+// (ext2fs_default_journal_size). Below 2048 blocks, where mke2fs makes
+// none, it is the jbd2 minimum of 1024.
 func journalBlocks(blocks uint64) uint64 {
 	switch {
 	case blocks < 32768:
@@ -183,7 +185,7 @@ type span struct{ start, n uint64 }
 func (s span) end() uint64 { return s.start + s.n }
 
 // layout places every group's metadata. Superblock backups sit at the start
-// of their groups; the bitmaps and inode tables of a flex group are packed
+// of their groups. The bitmaps and inode tables of a flex group are packed
 // at the start of its first group: 16 block bitmaps, 16 inode bitmaps, then
 // 16 inode tables, stepping over any backup in their way.
 type layout struct {
@@ -259,7 +261,7 @@ func mergeSpans(s []span) []span {
 }
 
 // allocator hands out blocks in increasing order, stepping over metadata.
-// Every block below next is in use; at and above next only metadata is.
+// Every block below next is in use. At and above next, only metadata is.
 type allocator struct {
 	next     uint64
 	end      uint64

@@ -24,10 +24,11 @@ const (
 
 var zeroBlock [blockSize]byte
 
-// output gathers blocks at consecutive addresses into a buffer and hands
-// it, when full or when the next block is elsewhere, to a goroutine that
-// writes it: reading the next file's data overlaps the write of the last.
-// Writes never overlap, so their order does not change the result.
+// output gathers blocks at consecutive addresses into a buffer. When the
+// buffer is full, or the next block is elsewhere, output hands it to a
+// goroutine that writes it. So reading the next file's data overlaps the
+// write of the last. Writes never overlap, so their order does not change
+// the result.
 type output struct {
 	f     io.WriterAt
 	base  int64  // byte offset of block 0 in f
@@ -39,17 +40,17 @@ type output struct {
 
 	// fd, when f is a file, lets the writer start writeback of what it
 	// wrote (sync_file_range) instead of leaving every byte to the final
-	// fsync: the disk then writes while the next files are read, and the
-	// caller's fsync waits for little. dirtyFrom..dirtyTo is written but
-	// not yet handed to writeback, pending the bytes written in it. Only
-	// the writer goroutine uses them.
+	// fsync. The disk then writes while the next files are read. The
+	// caller's fsync then waits for little. dirtyFrom..dirtyTo is written
+	// but not yet handed to writeback. pending counts the bytes written in
+	// it. Only the writer goroutine uses these fields.
 	fd                          int
 	dirtyFrom, dirtyTo, pending int64
 
 	mu  sync.Mutex
 	err error
-	// writes and written count calls and bytes, wbCalls and wbBytes the
-	// requests for writeback, for tests and benchmarks.
+	// writes and written count calls and bytes. wbCalls and wbBytes count
+	// the requests for writeback. Tests and benchmarks read them.
 	writes, written, wbCalls, wbBytes int64
 }
 
@@ -144,7 +145,7 @@ func (o *output) writer() {
 // writeback starts writing back what was written since the last call once
 // at least least bytes of it are pending. The range handed over is the
 // span of those writes: mostly one increasing run of data, at the end
-// metadata anywhere; clean pages in it cost the kernel a lookup only. A
+// metadata anywhere. Clean pages in it cost the kernel a lookup only. A
 // failure only loses the head start: the caller's fsync still writes and
 // reports.
 func (o *output) writeback(least int64) {

@@ -9,30 +9,49 @@ import (
 	"time"
 )
 
-// Params shape the filesystem.
+// Params shape the filesystem [NewWriter] writes.
 type Params struct {
-	Offset   int64 // byte offset of the filesystem in the file (multiple of 4096)
-	Size     int64 // filesystem bytes, rounded down to 4 KiB (less a last block group too small for its own metadata)
-	Inodes   int64 // at least this many inodes, the 11 reserved ones included
-	Label    string
-	UUID     [16]byte // initial; SetUUID may replace it before Close
-	HashSeed [16]byte
-	Time     time.Time // superblock times; zero means the Unix epoch
+	// Offset is the filesystem's byte offset in the file, a multiple of
+	// 4096.
+	Offset int64
+	// Size is the filesystem's size in bytes, rounded down to 4 KiB. A
+	// last block group too small for its own metadata is left out.
+	Size int64
+	// Inodes is the least number of inodes, the 11 reserved ones included.
+	Inodes int64
+	// Label is the volume name, at most 16 bytes.
+	Label string
+	// UUID is the initial UUID: it seeds every metadata checksum.
+	// [Writer.SetUUID] may replace the UUID the superblock records.
+	UUID     [16]byte
+	HashSeed [16]byte // the seed of directory hashes
+	// Time sets the superblock's times and those of the inodes the writer
+	// makes itself (root, journal, lost+found). It stands in for a zero
+	// [File.Mtime]. Zero means the Unix epoch.
+	Time time.Time
 }
 
-// Segment is a data range of a sparse file.
+// Segment is a data range of a sparse file, in bytes.
 type Segment struct{ Off, Len int64 }
 
 // File is an entry's metadata.
 type File struct {
-	Mode                        uint32 // full st_mode: S_IFREG|S_IFDIR|S_IFLNK|S_IFCHR|S_IFBLK|S_IFIFO | 07777
-	UID, GID                    uint32
-	Atime, Mtime, Ctime, Crtime time.Time // zero Crtime/Atime/Ctime: use Mtime; zero Mtime: Params.Time
-	Size                        int64     // logical size (regular files)
-	Data                        []Segment // nil: one segment [0, Size); otherwise sorted, non-overlapping, within Size; holes between
-	Linkname                    string    // symlink target
-	DevMajor, DevMinor          uint32
-	Xattrs                      []Xattr // VFS names and values; ACLs in VFS format
+	// Mode is the full st_mode: one of S_IFREG, S_IFDIR, S_IFLNK,
+	// S_IFCHR, S_IFBLK or S_IFIFO, and permission bits (07777).
+	Mode     uint32
+	UID, GID uint32
+	// A zero Atime, Ctime or Crtime takes Mtime. A zero Mtime takes
+	// [Params.Time].
+	Atime, Mtime, Ctime, Crtime time.Time
+	Size                        int64 // logical size (regular files)
+	// Data lists the segments that hold data, sorted, not overlapping and
+	// within Size. The ranges between them are holes. Nil means one
+	// segment [0, Size).
+	Data               []Segment
+	Linkname           string // symlink target
+	DevMajor, DevMinor uint32
+	// Xattrs are extended attributes by VFS name, ACLs in the VFS format.
+	Xattrs []Xattr
 }
 
 // Xattr is an extended attribute by its VFS name.
@@ -40,11 +59,6 @@ type Xattr struct {
 	Name  string
 	Value []byte
 }
-
-// ErrNoSpace reports that the filesystem ran out of blocks or inodes.
-var ErrNoSpace = errors.New("no space left on the filesystem")
-
-var errTooManyInodes = errors.New("too many inodes for the size")
 
 // Writer writes one filesystem. It is not safe for concurrent use.
 type Writer struct {
@@ -56,7 +70,7 @@ type Writer struct {
 	hashSeed [4]uint32
 	uuid     [16]byte
 	fsTime   timestamp
-	inodes   []*inode           // by number - 1; nil for unused reserved inodes
+	inodes   []*inode           // by number - 1, nil for unused reserved inodes
 	dirs     map[string]uint32  // directory path -> inode
 	names    map[nameKey]uint32 // (parent, name) -> inode, for every entry
 	xb       xblocks            // xattr blocks written, for sharing and Close
@@ -71,30 +85,30 @@ type nameKey struct {
 }
 
 // NewWriter starts a filesystem in f at p.Offset. The region must read as
-// zeros (freshly truncated); the writer never reads it, and writes only
+// zeros (freshly truncated). The writer never reads it and writes only
 // inside it. f.WriteAt is called from one goroutine at a time, not
 // necessarily the caller's.
 func NewWriter(f io.WriterAt, p Params) (*Writer, error) {
 	switch {
 	case p.Offset < 0 || p.Offset%blockSize != 0:
-		return nil, fmt.Errorf("ext4: offset %d is not a multiple of %d", p.Offset, blockSize)
+		return nil, errorf("offset %d is not a multiple of %d", p.Offset, blockSize)
 	case p.Size < 0:
-		return nil, fmt.Errorf("ext4: negative size %d", p.Size)
+		return nil, errorf("negative size %d", p.Size)
 	case p.Inodes < 0:
-		return nil, fmt.Errorf("ext4: negative inode count %d", p.Inodes)
-	case len(p.Label) > 16:
-		return nil, fmt.Errorf("ext4: label %q is longer than 16 bytes", p.Label)
+		return nil, errorf("negative inode count %d", p.Inodes)
+	case len(p.Label) > labelLen:
+		return nil, errorf("label %q is longer than %d bytes", p.Label, labelLen)
 	}
 	if p.Time.IsZero() {
 		p.Time = time.Unix(0, 0)
 	}
 	g, err := newGeometry(uint64(p.Size/blockSize), uint64(p.Inodes))
 	if err != nil {
-		return nil, fmt.Errorf("ext4: %w", err)
+		return nil, errorf("%w", err)
 	}
 	l, err := newLayout(g)
 	if err != nil {
-		return nil, fmt.Errorf("ext4: %w", err)
+		return nil, errorf("%w", err)
 	}
 	w := &Writer{
 		p: p, l: l, alloc: newAllocator(l), out: newOutput(f, p.Offset),
@@ -109,7 +123,7 @@ func NewWriter(f io.WriterAt, p Params) (*Writer, error) {
 	}
 	if err := w.initSpecial(); err != nil {
 		w.out.close()
-		return nil, fmt.Errorf("ext4: %w", err)
+		return nil, errorf("%w", err)
 	}
 	return w, nil
 }
@@ -136,26 +150,27 @@ func (w *Writer) initSpecial() error {
 	return nil
 }
 
-// SetUUID replaces the UUID the superblock records. Checksums stay seeded
-// by the initial UUID (metadata_csum_seed), as after tune2fs -U.
+// SetUUID replaces the UUID the superblock records. It takes effect at
+// [Writer.Close]. Checksums stay seeded by [Params.UUID]
+// (metadata_csum_seed), as after tune2fs -U.
 func (w *Writer) SetUUID(u [16]byte) { w.uuid = u }
 
-// Create adds the entry at path (clean, relative, "" for the root) whose
-// parent already exists. data holds exactly the bytes of f's data segments
-// concatenated, for regular files. An existing directory given again as a
-// directory takes the new metadata and keeps its children. An entry
-// rejected before its data is read (bad name, mode, size or xattr, no
-// space) leaves the writer usable; a failure while reading or writing data
-// spoils it.
+// Create adds the entry at path, whose parent must exist. The path is clean
+// and relative, and "" is the root. For a regular file, data holds exactly the
+// bytes of its [File.Data] segments, concatenated. An existing directory
+// given again as a directory takes the new metadata and keeps its
+// children. An entry rejected before its data is read (bad name, mode,
+// size or xattr, no space) leaves the writer usable. A failure while
+// reading or writing data spoils it: every later call returns that error.
 func (w *Writer) Create(path string, f *File, data io.Reader) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
 	if f == nil {
-		return fmt.Errorf("ext4: %q: no metadata", path)
+		return errorf("%q: no metadata", path)
 	}
 	if err := w.create(path, f, data); err != nil {
-		err = fmt.Errorf("ext4: %q: %w", path, err)
+		err = errorf("%q: %w", path, err)
 		if w.spoiled {
 			w.err = err
 		}
@@ -170,18 +185,18 @@ func (w *Writer) Link(path, target string) error {
 		return err
 	}
 	if err := w.link(path, target); err != nil {
-		return fmt.Errorf("ext4: link %q to %q: %w", path, target, err)
+		return errorf("link %q to %q: %w", path, target, err)
 	}
 	return nil
 }
 
-// Close lays out directories and extent trees after the file data, writes
-// every inode table, bitmap, descriptor and superblock, and the user counts
-// of shared xattr blocks.
-// It must be called, also after an error, to stop the writing goroutine.
+// Close lays out directories and extent trees after the file data. It
+// writes every inode table, bitmap, descriptor and superblock, and the user
+// counts of shared xattr blocks. Close must be called, also after an
+// error, to stop the writing goroutine.
 func (w *Writer) Close() error {
 	if w.closed {
-		return errors.New("ext4: writer is closed")
+		return errClosed
 	}
 	w.closed = true
 	if w.err != nil {
@@ -196,31 +211,35 @@ func (w *Writer) Close() error {
 		err = w.patchSharedXattrBlocks()
 	}
 	if err == nil {
-		// The primary superblock goes last, 1024 bytes into block 0 (whose
-		// first 1024 bytes are left alone).
-		_, err = w.out.f.WriteAt(sb, w.p.Offset+1024)
+		// The primary superblock goes last, sbOffset bytes into block 0.
+		// The bytes before it are left alone.
+		_, err = w.out.f.WriteAt(sb[:], w.p.Offset+sbOffset)
 	}
 	if err != nil {
-		w.err = fmt.Errorf("ext4: %w", err)
+		w.err = errorf("%w", err)
 	}
 	return w.err
 }
 
+// usable returns the error that stops a call before it starts: a closed or
+// spoiled writer, or a failed write.
 func (w *Writer) usable() error {
 	if w.closed {
-		return errors.New("ext4: writer is closed")
+		return errClosed
 	}
 	if w.err != nil {
 		return w.err
 	}
 	if err := w.out.failed(); err != nil {
-		w.err = fmt.Errorf("ext4: %w", err)
+		w.err = errorf("%w", err)
 		return w.err
 	}
 	return nil
 }
 
-func (w *Writer) finish() ([]byte, error) {
+// finish writes everything Close writes but the primary superblock, which
+// it returns.
+func (w *Writer) finish() (*ext4SuperBlock, error) {
 	if err := w.writeDirs(); err != nil {
 		return nil, err
 	}
@@ -256,8 +275,8 @@ func checkName(n string) error {
 		return errors.New("empty name (path not clean and relative)")
 	case n == "." || n == "..":
 		return fmt.Errorf("name %q", n)
-	case len(n) > 255:
-		return fmt.Errorf("name of %d bytes (ext4 allows 255)", len(n))
+	case len(n) > maxNameLen:
+		return fmt.Errorf("name of %d bytes (ext4 allows %d)", len(n), maxNameLen)
 	case strings.IndexByte(n, 0) >= 0:
 		return errors.New("NUL in name")
 	}

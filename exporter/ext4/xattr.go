@@ -8,12 +8,11 @@ import (
 )
 
 const (
-	xattrMagic      = 0xEA020000
-	xattrInodeStart = 128 + extraIsize // after the fixed extra fields
-	// xattrInodeSpace is what the inode offers after its 4-byte magic:
-	// entries, a 4-byte end marker, and values.
-	xattrInodeSpace = inodeSize - xattrInodeStart - 4
-	xattrBlockHdr   = 32
+	xattrMagic  = 0xEA020000 // EXT4_XATTR_MAGIC, h_magic of a block and of the in-inode area
+	xattrEndLen = 4          // the zero word after the last entry
+	// xattrInodeSpace is what the inode offers after its extra fields and
+	// its ext4XattrIbodyHeader: entries, the end marker, and values.
+	xattrInodeSpace = inodeSize - goodOldInodeSize - extraIsize - xattrIbodyHeaderSize
 )
 
 // xentry is one xattr as ext4 stores it: a name index standing for the
@@ -24,10 +23,11 @@ type xentry struct {
 	value []byte
 }
 
-func (e *xentry) entrySize() int { return (16 + len(e.name) + 3) &^ 3 }
+func (e *xentry) entrySize() int { return (xattrEntryNameOffset + len(e.name) + 3) &^ 3 }
 func (e *xentry) valueSize() int { return (len(e.value) + 3) &^ 3 }
 
-// Name prefixes and their indexes; the ACL names are whole names.
+// xattrPrefixes maps name prefixes to their e_name_index. The ACL names are
+// whole names.
 var xattrPrefixes = []struct {
 	prefix string
 	index  uint8
@@ -109,8 +109,8 @@ func splitXattrs(xs []Xattr, isDir bool) (xattrSet, error) {
 		}
 		return a.name < b.name
 	})
-	used := 4 // end marker
-	blockUsed := xattrBlockHdr + 4
+	used := xattrEndLen
+	blockUsed := xattrHeaderSize + xattrEndLen
 	for i := range all {
 		e := &all[i]
 		n := e.entrySize() + e.valueSize()
@@ -156,38 +156,40 @@ func xattrHash(e *xentry) uint32 {
 	return h
 }
 
-// putXattrs writes entries from b[0] and values down from b[end], value
-// offsets counted from b[0] (the inode's first entry or the block's start).
-// It returns the entries' hashes.
+// putXattrs writes entries from b[entriesOff] and values down from the end
+// of b, value offsets counted from b[0] (the inode's first entry or the
+// block's start). It returns the entries' hashes.
 func putXattrs(b []byte, entriesOff int, es []xentry) []uint32 {
 	le := binary.LittleEndian
 	off, vend := entriesOff, len(b)
 	hashes := make([]uint32, len(es))
 	for i := range es {
 		e := &es[i]
-		b[off] = uint8(len(e.name))
-		b[off+1] = e.index
+		x := ext4XattrEntry(b[off:])
+		*x.e_name_len() = uint8(len(e.name))
+		*x.e_name_index() = e.index
 		if len(e.value) > 0 {
 			vend -= e.valueSize()
 			copy(b[vend:], e.value)
-			le.PutUint16(b[off+2:], uint16(vend))
+			le.PutUint16(x.e_value_offs(), uint16(vend))
 		}
-		le.PutUint32(b[off+4:], 0) // value inode
-		le.PutUint32(b[off+8:], uint32(len(e.value)))
+		le.PutUint32(x.e_value_inum(), 0)
+		le.PutUint32(x.e_value_size(), uint32(len(e.value)))
 		hashes[i] = xattrHash(e)
-		le.PutUint32(b[off+12:], hashes[i])
-		copy(b[off+16:], e.name)
+		le.PutUint32(x.e_hash(), hashes[i])
+		copy(x.e_name(), e.name)
 		off += e.entrySize()
 	}
 	return hashes
 }
 
 // putInodeXattrs fills the in-inode xattr area of an encoded inode.
-func putInodeXattrs(ib []byte, es []xentry) {
+func putInodeXattrs(r *ext4Inode, es []xentry) {
 	if len(es) == 0 {
 		return
 	}
-	binary.LittleEndian.PutUint32(ib[xattrInodeStart:], xattrMagic)
-	// Offsets count from the first entry, just after the magic.
-	putXattrs(ib[xattrInodeStart+4:], 0, es)
+	body := r.ibody()
+	binary.LittleEndian.PutUint32((*ext4XattrIbodyHeader)(body).h_magic(), xattrMagic)
+	// Offsets count from the first entry, just after the header.
+	putXattrs(body[xattrIbodyHeaderSize:], 0, es)
 }

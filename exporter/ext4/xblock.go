@@ -9,32 +9,23 @@ import (
 
 // Xattr blocks are written when their entry arrives, so the writer keeps
 // a small record per block and never the block itself. Inodes whose blocks
-// would be identical share one, as the kernel's mbcache makes them share,
-// and h_refcount counts the users. A block is written for one user; Close
+// would be identical share one, as the kernel's mbcache makes them share.
+// h_refcount counts the users. A block is written for one user. Close
 // writes the final count of a shared block over it and patches the checksum
-// to match (refcountCsum), so sharing needs no block kept in memory either.
-
-// Offsets in an xattr block's header (struct ext4_xattr_header).
-const (
-	xhMagic    = 0
-	xhRefcount = 4
-	xhBlocks   = 8
-	xhHash     = 12
-	xhChecksum = 16
-)
+// to match (refcountCsum). So sharing needs no block kept in memory either.
 
 const xattrMaxRefs = 1024 // EXT4_XATTR_REFCOUNT_MAX: a shared block's limit
 
 // xattrTableMax bounds the sharing table to a few MiB. A full table starts
-// afresh: later inodes share only blocks written since, which costs disk
-// blocks (XattrBlocks counts one per inode anyway), never correctness. Tests
-// lower it.
+// afresh. Later inodes then share only blocks written since. That costs
+// disk blocks ([XattrBlocks] counts one per inode anyway), never
+// correctness. Tests lower it.
 var xattrTableMax = 1 << 16
 
 // xblock is one xattr block on disk.
 type xblock struct {
 	blk  uint64
-	refs uint32 // inodes that use it; 0 once its last user has left
+	refs uint32 // inodes that use it, 0 once its last user has left
 	csum uint32 // the checksum written, the one for h_refcount 1
 }
 
@@ -54,10 +45,10 @@ func newXblocks() xblocks {
 	return xblocks{table: map[xblockKey]*xblock{}}
 }
 
-// xattrBlockFor returns the block that holds es, sharing an identical block
-// while it takes more users and writing a new one otherwise; nil for no
-// entries. A new block takes the next free block, so it lands among the
-// file data being written.
+// xattrBlockFor returns the block that holds es, or nil for no entries. It
+// shares an identical block while that takes more users. Otherwise it
+// writes a new one. A new block takes the next free block, so it lands
+// among the file data being written.
 func (w *Writer) xattrBlockFor(es []xentry) (*xblock, error) {
 	if len(es) == 0 {
 		return nil, nil
@@ -75,7 +66,7 @@ func (w *Writer) xattrBlockFor(es []xentry) (*xblock, error) {
 		return nil, fmt.Errorf("xattr block: %w", err)
 	}
 	b := &xblock{blk: blks[0], refs: 1, csum: xattrBlockCsum(w.seed, blks[0], body)}
-	binary.LittleEndian.PutUint32(body[xhChecksum:], b.csum)
+	binary.LittleEndian.PutUint32((*ext4XattrHeader)(body).h_checksum(), b.csum)
 	w.out.write(b.blk, body)
 	if _, ok := t.table[key]; !ok && len(t.table) >= xattrTableMax {
 		clear(t.table)
@@ -84,7 +75,7 @@ func (w *Writer) xattrBlockFor(es []xentry) (*xblock, error) {
 	return b, nil
 }
 
-// use adds a user to b; a block without users gets its first one back.
+// use adds a user to b. A block without users gets its first one back.
 func (t *xblocks) use(b *xblock) {
 	b.refs++
 	if b.refs == 2 {
@@ -93,7 +84,8 @@ func (t *xblocks) use(b *xblock) {
 }
 
 // release takes a user from b (nil: none). A block left without users is
-// freed at Close; it stays in the table, identical content may take it back.
+// freed at Close. It stays in the table until then, and identical content
+// may take it back.
 func (t *xblocks) release(b *xblock) {
 	if b == nil {
 		return
@@ -120,14 +112,15 @@ func (t *xblocks) unused() []uint64 {
 func encodeXattrBlock(b []byte, es []xentry) {
 	le := binary.LittleEndian
 	clear(b)
-	le.PutUint32(b[xhMagic:], xattrMagic)
-	le.PutUint32(b[xhRefcount:], 1)
-	le.PutUint32(b[xhBlocks:], 1)
-	var h uint32
-	for _, eh := range putXattrs(b, xattrBlockHdr, es) {
-		h = h<<16 ^ h>>16 ^ eh
+	h := (*ext4XattrHeader)(b)
+	le.PutUint32(h.h_magic(), xattrMagic)
+	le.PutUint32(h.h_refcount(), 1)
+	le.PutUint32(h.h_blocks(), 1)
+	var hash uint32
+	for _, eh := range putXattrs(b, xattrHeaderSize, es) {
+		hash = hash<<16 ^ hash>>16 ^ eh
 	}
-	le.PutUint32(b[xhHash:], h)
+	le.PutUint32(h.h_hash(), hash)
 }
 
 // xattrBlockCsum is crc32c of the block number and the block (checksum
@@ -139,14 +132,14 @@ func xattrBlockCsum(seed uint32, blk uint64, b []byte) uint32 {
 }
 
 // refcountCsum turns the checksum of a block written with h_refcount 1 into
-// the one for h_refcount refs. Without its final inversion crc32c is linear:
-// for messages of one length, crc(s, a) ^ crc(s, b) = crc(0, a^b). The two
-// blocks differ only in h_refcount, and a crc from zero stays zero over the
-// zeros before it, so the difference is the crc of 1^refs and the zeros
-// after it.
+// the one for h_refcount refs. Without its final inversion, crc32c is
+// linear: for messages of one length, crc(s, a) ^ crc(s, b) = crc(0, a^b).
+// The two blocks differ only in h_refcount. A crc from zero stays zero over
+// the zeros before it. So the difference is the crc of 1^refs and the
+// zeros after it.
 func refcountCsum(csum, refs uint32) uint32 {
 	d := crc32cU32(0, 1^refs)
-	return csum ^ crc32c(d, zeroBlock[:blockSize-xhRefcount-4])
+	return csum ^ crc32c(d, zeroBlock[:blockSize-(hRefcountOffset+4)]) // the bytes after h_refcount
 }
 
 // patchSharedXattrBlocks writes the final h_refcount and checksum of every
@@ -162,10 +155,10 @@ func (w *Writer) patchSharedXattrBlocks() error {
 		off := w.p.Offset + int64(b.blk)*blockSize
 		le.PutUint32(refs[:], b.refs)
 		le.PutUint32(csum[:], refcountCsum(b.csum, b.refs))
-		if _, err := w.out.f.WriteAt(refs[:], off+xhRefcount); err != nil {
+		if _, err := w.out.f.WriteAt(refs[:], off+hRefcountOffset); err != nil {
 			return fmt.Errorf("xattr block %d: %w", b.blk, err)
 		}
-		if _, err := w.out.f.WriteAt(csum[:], off+xhChecksum); err != nil {
+		if _, err := w.out.f.WriteAt(csum[:], off+hChecksumOffset); err != nil {
 			return fmt.Errorf("xattr block %d: %w", b.blk, err)
 		}
 	}

@@ -24,7 +24,7 @@ func TestRefcountCsum(t *testing.T) {
 	const seed, blk = 0x12345678, 1<<33 + 77
 	one := xattrBlockCsum(seed, blk, b)
 	for _, refs := range []uint32{1, 2, 3, 1000, xattrMaxRefs} {
-		binary.LittleEndian.PutUint32(b[xhRefcount:], refs)
+		binary.LittleEndian.PutUint32((*ext4XattrHeader)(b).h_refcount(), refs)
 		if got, want := refcountCsum(one, refs), xattrBlockCsum(seed, blk, b); got != want {
 			t.Errorf("refcount %d: patched checksum %#x, want %#x", refs, got, want)
 		}
@@ -81,14 +81,14 @@ func xattrRefcount(t *testing.T, img string, blk uint64) uint32 {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var h [xattrBlockHdr]byte
+	var h ext4XattrHeader
 	if _, err := f.ReadAt(h[:], int64(blk)*blockSize); err != nil {
 		t.Fatal(err)
 	}
-	if m := binary.LittleEndian.Uint32(h[xhMagic:]); m != xattrMagic {
+	if m := binary.LittleEndian.Uint32(h.h_magic()); m != xattrMagic {
 		t.Fatalf("block %d: magic %#x", blk, m)
 	}
-	return binary.LittleEndian.Uint32(h[xhRefcount:])
+	return binary.LittleEndian.Uint32(h.h_refcount())
 }
 
 // eaGet reads one xattr's value back with debugfs.
