@@ -106,7 +106,12 @@ func (g *guest) run(sigs <-chan os.Signal) (code int) {
 	if err != nil {
 		return g.fail(initError("open /dev/console: %v", err))
 	}
-	pid, err := prog.Start(console, true)
+	ctty := true
+	if err := HoldConsole(console); err != nil {
+		g.logf("console: %v (the program runs without a controlling terminal)", err)
+		ctty = false
+	}
+	pid, err := prog.Start(console, ctty)
 	console.Close()
 	if err != nil {
 		return g.fail(err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes of init failures, as docker run reports them.
@@ -71,30 +73,50 @@ func Prepare(root string, c *Config, hostname, term string) (*Program, error) {
 	return p, nil
 }
 
-// Start runs the program with stdio on the console as the leader of a new
-// session; with ctty the console becomes its controlling terminal
-// (TIOCSCTTY), so ^C and job control work as under docker run -it.
+// Start runs the program with stdio on the console. With ctty the program
+// leads the console's foreground process group, so ^C and job control work
+// as under docker run -it; the caller must hold the console as its session's
+// controlling terminal first (HoldConsole). Without ctty the program leads a
+// session of its own.
 func (p *Program) Start(stdio *os.File, ctty bool) (int, error) {
 	fd := stdio.Fd()
 	groups := make([]uint32, len(p.ID.Groups))
 	copy(groups, p.ID.Groups)
-	attr := &syscall.ProcAttr{
-		Dir:   p.Dir,
-		Env:   p.Env,
-		Files: []uintptr{fd, fd, fd},
-		Sys: &syscall.SysProcAttr{
-			Setsid:  true,
-			Setctty: ctty,
-			Ctty:    0,
-			// Only root may set groups; PID 1 always is, tests may not be.
-			Credential: &syscall.Credential{Uid: p.ID.UID, Gid: p.ID.GID, Groups: groups, NoSetGroups: os.Getuid() != 0},
-		},
+	sys := &syscall.SysProcAttr{
+		// Only root may set groups; PID 1 always is, tests may not be.
+		Credential: &syscall.Credential{Uid: p.ID.UID, Gid: p.ID.GID, Groups: groups, NoSetGroups: os.Getuid() != 0},
 	}
+	if ctty {
+		sys.Foreground, sys.Ctty = true, int(fd) // Foreground implies Setpgid
+	} else {
+		sys.Setsid = true
+	}
+	attr := &syscall.ProcAttr{Dir: p.Dir, Env: p.Env, Files: []uintptr{fd, fd, fd}, Sys: sys}
 	pid, err := syscall.ForkExec(p.Path, p.Argv, attr)
 	if err != nil {
 		return 0, p.execError(err)
 	}
 	return pid, nil
+}
+
+// HoldConsole makes console the controlling terminal of a session led by
+// the caller, PID 1, which never exits. The program must not lead that
+// session: when a session leader exits, the kernel hangs its terminal up,
+// and a serial line's hangup discards the output still queued for the UART,
+// the program's last lines.
+func HoldConsole(console *os.File) error {
+	if _, err := unix.Setsid(); err != nil && unix.Getpid() != sessionID() {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(int(console.Fd()), unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("TIOCSCTTY on the console: %w", err)
+	}
+	return nil
+}
+
+func sessionID() int {
+	sid, _ := unix.Getsid(0)
+	return sid
 }
 
 // execError maps an exec failure to Docker's codes: a missing file is 127,

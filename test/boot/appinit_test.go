@@ -120,6 +120,13 @@ func main() {
 		}
 	}
 	out("zombies", zombies)
+	// More than the host's pipe and the serial driver's 4 KiB queue, read
+	// slowly by the test, then exit at once: the last line is still queued
+	// for the UART when the program is gone.
+	for i := 0; i < 800; i++ {
+		fmt.Printf("PROBE filler %03d %s\n", i, strings.Repeat("x", 80))
+	}
+	out("last", "line")
 	os.Exit(3)
 }
 `
@@ -381,14 +388,19 @@ func appReport(t *testing.T) {
 		User: "app", WorkingDir: "/work/dir", Hostname: "apphost"}
 	img := appImage(t, "3f1c6f0e-0b7a-4d2e-9c1d-1a2b3c4d5e6f", cfg, map[string]string{
 		"etc/passwd": appPasswd, "etc/group": appGroup, "etc/resolv.conf": "->../run/systemd/resolve/stub-resolv.conf"}, nil)
-	out := appBoot(t, img, "", nil)
+	slowReader := func(line string) { // as a busy host reads the console
+		if strings.HasPrefix(line, "PROBE filler ") {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	out := appBoot(t, img, "", slowReader)
 	if code := exitCode(t, out); code != "3" {
 		t.Errorf("exit code %s, want 3", code)
 	}
 	var argv, env, addrs, zombies, mounts []string
 	var ids map[string]any
 	var tty bool
-	var dns, uptime string
+	var dns, uptime, last string
 	probeValue(t, out, "uptime", &uptime)
 	t.Logf("the program started %s s after the kernel", uptime)
 	probeValue(t, out, "argv", &argv)
@@ -399,6 +411,7 @@ func appReport(t *testing.T) {
 	probeValue(t, out, "dns", &dns)
 	probeValue(t, out, "zombies", &zombies)
 	probeValue(t, out, "mounts", &mounts)
+	probeValue(t, out, "last", &last) // queued output survives the exit
 	if want := []string{"probe", "report", "a b", host}; !slices.Equal(argv, want) {
 		t.Errorf("argv %q, want %q", argv, want)
 	}
@@ -410,7 +423,7 @@ func appReport(t *testing.T) {
 		t.Errorf("ids %s", got)
 	}
 	if !tty {
-		t.Error("the console is not the program's controlling terminal, or it is not the session leader")
+		t.Error("the console is not the program's controlling terminal, or the program does not lead its foreground process group")
 	}
 	if !slices.ContainsFunc(addrs, func(a string) bool { return strings.HasSuffix(a, " 10.0.2.15/24") }) {
 		t.Errorf("no DHCP address 10.0.2.15: %q", addrs)
