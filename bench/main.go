@@ -47,14 +47,19 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a quick run on a tiny tree that checks the program works")
 	reps := flag.Int("reps", 3, "repetitions of each timed row")
 	out := flag.String("out", "docs/benchmarks.md", "markdown file to write")
+	only := flag.String("only", "", "boot: only the boot rows (the fixture's disk for the system ones, without the test world)")
 	flag.Parse()
-	if err := run(*smoke, *reps, *out); err != nil {
+	if *only != "" && *only != "boot" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes boot")
+		os.Exit(2)
+	}
+	if err := run(*smoke, *only == "boot", *reps, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(smoke bool, reps int, out string) error {
+func run(smoke, bootOnly bool, reps int, out string) error {
 	work, err := os.MkdirTemp("/var/tmp", "c2vm-bench-")
 	if err != nil {
 		return err
@@ -79,6 +84,10 @@ func run(smoke bool, reps int, out string) error {
 			return fmt.Errorf("hack/fixture-tree: %v", err)
 		}
 		tree = strings.TrimSpace(string(o))
+	}
+	if bootOnly {
+		b.boot(tree)
+		return b.write(out, tree, smoke)
 	}
 	floor, err := b.assembly(tree, "", 2048, smoke)
 	if err != nil {

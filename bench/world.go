@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,7 +200,8 @@ func (b *bench) boot(tree string) {
 			biosDisk = ours
 		}
 	}
-	b.appBoot(tree, common, min(b.reps, 2), biosDisk)
+	app := b.appBoot(tree, common, min(b.reps, 2), biosDisk)
+	b.runBoots(app, disk, text)
 }
 
 func copyFile(src, dst string) error {
@@ -268,7 +270,7 @@ func extractBoot(disk, work string) (string, string, error) {
 // appBoot times app mode: a disk holding only a static program, booted with
 // c2vm's kernel (the fixture's Debian kernel), initramfs and init, until
 // the program prints; next to the system disk's boot to its marker unit.
-func (b *bench) appBoot(tree string, common []string, reps int, system series) {
+func (b *bench) appBoot(tree string, common []string, reps int, system series) string {
 	dir := filepath.Join(b.work, "app")
 	os.MkdirAll(filepath.Join(dir, "root"), 0o755)
 	src := filepath.Join(dir, "main.go")
@@ -277,12 +279,12 @@ func (b *bench) appBoot(tree string, common []string, reps int, system series) {
 	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if o, err := gb.CombinedOutput(); err != nil {
 		b.skip("boot to program, app mode", firstLine(string(o)))
-		return
+		return ""
 	}
 	out := filepath.Join(dir, "out")
 	if _, err := runTimed(nil, b.c2vm+" assemble -q --mode app --kernel-dir "+tree+" --cmd /prog -o "+out+" "+filepath.Join(dir, "root")+" >/dev/null"); err != nil {
 		b.skip("boot to program, app mode", firstLine(err.Error()))
-		return
+		return ""
 	}
 	args := append([]string{}, common...)
 	for i, a := range args {
@@ -296,12 +298,13 @@ func (b *bench) appBoot(tree string, common []string, reps int, system series) {
 		d, err := timeToMarker(args, "C2VM-MARKER")
 		if err != nil {
 			b.skip("boot to program, app mode", err.Error())
-			return
+			return ""
 		}
 		app = append(app, sample{wall: d})
 	}
 	b.add(row{what: "boot to program, app mode (c2vm kernel and init; BIOS; TCG)", median: secs(app.median()), spread: app.spread(),
-		ratio: ratio(app.median(), system.median()), note: "against the system disk's boot to its marker unit above"})
+		ratio: ratio(app.median(), system.median()), note: "QEMU started by hand, through SeaBIOS and GRUB; against the system disk's boot to its marker unit above"})
+	return filepath.Join(out, "linux.img")
 }
 
 // kernelLine is the kernel's first console line.
@@ -321,45 +324,19 @@ func timeToMarker(args []string, text string) (time.Duration, error) {
 // ends before.
 func timeToMarkers(args []string, texts ...string) ([]time.Duration, error) {
 	cmd := exec.Command("qemu-system-x86_64", args...)
-	stdout, err := cmd.StdoutPipe()
+	stdout, start, err := startOutput(cmd)
 	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	times := make([]time.Duration, len(texts))
 	done := make(chan error, 1)
 	go func() {
-		// Chunks, not lines: a login prompt ends without a newline. The
-		// tail kept between chunks is longer than any text.
-		var seen []byte
-		buf := make([]byte, 4096)
-		left := len(texts)
-		for {
-			n, err := stdout.Read(buf)
-			seen = append(seen, buf[:n]...)
-			for i, t := range texts {
-				if times[i] == 0 && strings.Contains(string(seen), t) {
-					times[i] = time.Since(start)
-					left--
-				}
-			}
-			if left == 0 {
-				done <- nil
-				return
-			}
-			if len(seen) > 1<<16 {
-				seen = seen[len(seen)-256:]
-			}
-			if err != nil {
-				done <- fmt.Errorf("QEMU ended before %q appeared: %v", texts[slices.Index(times, 0)], err)
-				return
-			}
+		if err := scanTexts(stdout, start, texts, times, true); err != nil {
+			done <- fmt.Errorf("QEMU ended before %q appeared: %v", texts[slices.Index(times, 0)], err)
+			return
 		}
+		done <- nil
 	}()
 	select {
 	case err := <-done:
@@ -389,4 +366,49 @@ func rootFS(disk string) (string, error) {
 	}
 	p := t.PartitionTable.Partitions
 	return fmt.Sprintf("%s?offset=%d", disk, p[len(p)-1].Start*512), nil
+}
+
+// startOutput starts cmd with its stdout and stderr on one pipe and
+// returns it and when cmd started.
+func startOutput(cmd *exec.Cmd) (io.Reader, time.Time, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	return out, start, cmd.Start()
+}
+
+// scanTexts reads r and records in times when each of texts first
+// appeared, since start. It reads chunks, not lines: a login prompt ends
+// without a newline; the tail kept between chunks is longer than any
+// text. With stop it returns once all have appeared, else at r's end; an
+// error is r's, when it ended before all appeared.
+func scanTexts(r io.Reader, start time.Time, texts []string, times []time.Duration, stop bool) error {
+	var seen []byte
+	buf := make([]byte, 4096)
+	left := len(texts)
+	for {
+		n, err := r.Read(buf)
+		seen = append(seen, buf[:n]...)
+		for i, t := range texts {
+			if times[i] == 0 && strings.Contains(string(seen), t) {
+				times[i] = time.Since(start)
+				left--
+			}
+		}
+		if left == 0 && stop {
+			return nil
+		}
+		if len(seen) > 1<<16 {
+			seen = seen[len(seen)-256:]
+		}
+		if err != nil {
+			if left == 0 {
+				return nil
+			}
+			return err
+		}
+	}
 }

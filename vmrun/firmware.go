@@ -1,7 +1,6 @@
 package vmrun
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -21,10 +20,11 @@ const (
 	typeESP      = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" // EFI System Partition
 )
 
-// headBytes is how much of a disk the detection reads: the MBR, the GPT
+// headBytes is how much of a disk c2vm run reads first: the MBR, the GPT
 // header and its entries sit in the first MiB of any disk partitioned with
-// 1 MiB alignment.
-const headBytes = 1 << 20
+// 1 MiB alignment, and c2vm's grub.cfg at the end of its BIOS boot
+// partition, in the second.
+const headBytes = 2 << 20
 
 // chooseFirmware resolves "auto": the partition table in head (the disk's
 // first MiB, or readErr) decides, and the disk's c2vm.json only when the
@@ -90,31 +90,18 @@ func firmwareFromTable(head []byte) (fw string, ok bool) {
 	return "", false
 }
 
-// gptTypes returns the partition type GUIDs of the GPT whose header is at
-// LBA 1, for 512- and 4096-byte sectors; ok is false when there is none or
-// its entries lie beyond head.
+// gptTypes returns the partition type GUIDs of the disk's GPT; ok is
+// false when it has none that head holds whole.
 func gptTypes(head []byte) (types map[string]bool, ok bool) {
-	for _, sector := range []int{512, 4096} {
-		if len(head) < 2*sector || !bytes.Equal(head[sector:sector+8], []byte("EFI PART")) {
-			continue
-		}
-		h := head[sector:]
-		start := binary.LittleEndian.Uint64(h[72:]) * uint64(sector)
-		count := uint64(binary.LittleEndian.Uint32(h[80:]))
-		size := uint64(binary.LittleEndian.Uint32(h[84:]))
-		if size < 128 || count > 4096 || start+count*size > uint64(len(head)) {
-			return nil, false
-		}
-		types = map[string]bool{}
-		for i := range count {
-			e := head[start+i*size:]
-			if !allZeroBytes(e[:16]) {
-				types[guidString(e[:16])] = true
-			}
-		}
-		return types, true
+	parts, ok := gptPartitions(head)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	types = map[string]bool{}
+	for _, p := range parts {
+		types[p.typ] = true
+	}
+	return types, true
 }
 
 // guidString prints a GUID as stored on disk: the first three fields are
@@ -134,7 +121,7 @@ func allZeroBytes(b []byte) bool {
 	return true
 }
 
-// readHead returns the first MiB of the disk's contents: a raw file is read
+// readHead returns the first headBytes of the disk's contents: a raw file is read
 // directly, any other format (read from its headers by inspectDisk, which
 // refused images that name other files) through qemu-img dd into a
 // temporary file.
@@ -159,7 +146,7 @@ func readHead(ctx context.Context, disk, format string) ([]byte, error) {
 	out := filepath.Join(tmp, "head.raw")
 	// disk is absolute, so qemu-img reads no protocol prefix from it.
 	if err := hosttools.Run(ctx, nil, nil, "qemu-img", "dd", "-f", format, "-O", "raw",
-		"bs=1M", "count=1", "if="+disk, "of="+out); err != nil {
+		"bs=1M", fmt.Sprint("count=", headBytes>>20), "if="+disk, "of="+out); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(out)

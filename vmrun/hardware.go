@@ -23,6 +23,7 @@ type hardware struct {
 	nics    []string
 	machine string
 	bus     string
+	noROM   bool // NICs without their option ROM (for network boot), which a firmware-less boot never runs
 }
 
 func checkHardware(o Options) (hardware, error) {
@@ -84,7 +85,11 @@ func (h hardware) nicArgs(first string) []string {
 		if i == 0 {
 			netdev = first
 		}
-		args = append(args, "-netdev", netdev, "-device", fmt.Sprintf("%s,netdev=net%d", model, i))
+		dev := fmt.Sprintf("%s,netdev=net%d", model, i)
+		if h.noROM {
+			dev += ",romfile="
+		}
+		args = append(args, "-netdev", netdev, "-device", dev)
 	}
 	return args
 }

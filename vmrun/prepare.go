@@ -78,6 +78,7 @@ func (p *plan) setUp(ctx context.Context) error {
 	if note != "" {
 		p.notes = append(p.notes, note)
 	}
+	p.planBoot(ctx)
 	if p.args, err = p.qemuArgs(p.accel(ctx), p.firmware); err != nil {
 		return err
 	}
@@ -113,6 +114,7 @@ func (p *plan) inspect(ctx context.Context) error {
 		if err := checkBootable(o.Disk, head); err != nil {
 			return err
 		}
+		p.head = head
 	}
 	if p.firmware, err = chooseFirmware(o.Disk, head, headErr, o.Firmware, p.meta); err != nil {
 		return err
@@ -143,6 +145,9 @@ func (p *plan) cleanup() {
 	}
 	if p.vm != nil {
 		p.vm.Close()
+	}
+	if p.workRoot != nil {
+		p.workRoot.Close()
 	}
 	if p.work != "" {
 		os.RemoveAll(p.work)

@@ -35,7 +35,13 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-machine", hw.machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
+	lean := p.direct != nil && p.direct.lean
+	machine := hw.machine
+	if lean {
+		machine, hw.noROM = leanMachine, true
+		display = append(display, leanArgs()...)
+	}
+	args := []string{"-machine", machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
 	args = append(args, "-no-reboot", "-serial", "mon:stdio")
 	args = append(args, hw.diskArgs("file="+optValue(p.drive)+",format="+p.driveFormat)...)
@@ -55,6 +61,10 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	}
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
+	}
+	if p.direct != nil {
+		// Plain file names and a plain string: QEMU reads no options in them.
+		return append(args, "-kernel", p.direct.kernel, "-initrd", p.direct.initrd, "-append", p.direct.cmdline), nil
 	}
 	if firmware == "uefi" {
 		fw, err := p.uefiArgs()

@@ -116,6 +116,9 @@ func checkOptions(o Options) error {
 	default:
 		return usererr.New(fmt.Sprintf("unknown firmware %q", o.Firmware), "use --firmware auto, bios or uefi")
 	}
+	if err := checkBoot(o); err != nil {
+		return err
+	}
 	for _, s := range o.Ports {
 		if _, err := ParsePort(s); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -34,6 +35,15 @@ type Options struct {
 	Accel    string // "auto" or "" (C2VM_ACCEL, else KVM when it works), "kvm", "tcg"
 	Memory   string // QEMU size: N with an optional K, M, G or T (bare N is MiB); 1024M
 	CPUs     int    // 2
+
+	// Boot is how the disk starts: "auto" or "" (an app disk's kernel
+	// directly, other disks, and runs given a firmware, through the
+	// firmware), "firmware" (the firmware and the disk's GRUB, as every
+	// hypervisor boots it) or "kernel" (QEMU starts the kernel and
+	// initramfs it reads from the disk: app mode's, or a system disk's
+	// /vmlinuz and /initrd.img). A disk that cannot start directly boots
+	// through the firmware, with a note.
+	Boot string
 
 	// Name is the VM's: its state directory, and what c2vm ls, ssh, logs,
 	// stop and rm take. "" derives one from the disk's file (see
@@ -177,10 +187,14 @@ type plan struct {
 	forwards  []Forward
 	notes     []string  // said before the boot
 	image     diskImage // what the disk's headers say
+	head      []byte    // the disk's first headBytes, or nil when unreadable
 	id        identity  // the disk file, as the overlay was made on it
 	firmware  string
 
 	drive, driveFormat string // what the guest boots: an overlay, or with InPlace the disk
+
+	direct   *directBoot // the kernel QEMU starts itself; nil boots through the firmware
+	workRoot *os.Root    // work, opened, when the direct boot's files live there
 
 	name string    // the VM's; "" for a run that keeps nothing
 	vm   *vmDir    // its state directory, locked; nil without a name

@@ -1,8 +1,6 @@
 package vmrun
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,29 +75,6 @@ func (d *vmDir) readState() (*vmState, error) {
 	return &s, nil
 }
 
-// writeState replaces the state file whole: written under a temporary
-// name, then renamed, so a reader never sees half of it.
-func (d *vmDir) writeState(s *vmState) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := ".state-" + hex.EncodeToString(rnd[:])
-	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = d.root.Rename(tmp, stateFile)
-	}
-	if err != nil {
-		d.root.Remove(tmp)
-	}
-	return err
-}
+// writeState replaces the state file whole, so a reader never sees half
+// of it.
+func (d *vmDir) writeState(s *vmState) error { return writeJSON(d.root, stateFile, s) }

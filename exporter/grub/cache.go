@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -200,27 +199,12 @@ func readCached(cache *os.Root, name string) []byte {
 	return img
 }
 
-// writeCached stores an image in the cache under a temporary name, synced,
-// and renames it, so a reader sees all of it or none, even after a crash.
+// writeCached stores an image in the cache, synced and renamed into place,
+// so a reader sees all of it or none, even after a crash. A failure leaves
+// the cache as it was: the image is made again next time.
 func writeCached(cache *os.Root, name string, img []byte) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := ".tmp-" + hex.EncodeToString(rnd[:])
-	f, err := cache.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return
-	}
-	_, err = f.Write(img)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = cache.Rename(tmp, name)
-	}
-	if err != nil {
-		cache.Remove(tmp)
-	}
+	owndir.WriteFile(cache, name, func(f *os.File) error {
+		_, err := f.Write(img)
+		return err
+	})
 }

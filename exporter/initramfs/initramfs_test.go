@@ -397,14 +397,7 @@ func readCPIO(t *testing.T, b []byte) map[string]cpioFile {
 // TestBuildFixtureKernel builds the real thing for the bookworm kernel of
 // the boot tests' fixture (C2VM_FIXTURE), with DefaultModules.
 func TestBuildFixtureKernel(t *testing.T) {
-	dir := os.Getenv("C2VM_FIXTURE")
-	if dir == "" || testing.Short() {
-		t.Skip("needs C2VM_FIXTURE (hack/fixture-tree) and no -short")
-	}
-	k, err := FindKernel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := fixtureKernel(t)
 	k.Logf = t.Logf
 	self, _ := os.Executable()
 	var b bytes.Buffer
@@ -420,4 +413,18 @@ func TestBuildFixtureKernel(t *testing.T) {
 			t.Errorf("%s not in the load order:\n%s", m, load)
 		}
 	}
+}
+
+// fixtureKernel is the kernel of the boot tests' fixture (C2VM_FIXTURE);
+// the test is skipped without it, and with -short.
+func fixtureKernel(t *testing.T) *Kernel {
+	dir := os.Getenv("C2VM_FIXTURE")
+	if dir == "" || testing.Short() {
+		t.Skip("needs C2VM_FIXTURE (hack/fixture-tree) and no -short")
+	}
+	k, err := FindKernel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

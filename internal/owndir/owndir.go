@@ -7,6 +7,8 @@
 package owndir
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -92,4 +94,33 @@ func Check(r *os.Root) error {
 		return fmt.Errorf("others may write it (mode %o)", fi.Mode().Perm())
 	}
 	return nil
+}
+
+// WriteFile makes file name of r from what write writes: under a temporary
+// name (".tmp-" and random hex) first, synced and renamed once complete, so
+// that a reader, another run included, never sees half of it and a failure
+// leaves the old file. The temporary file is opened without following a
+// link and removed on failure.
+func WriteFile(r *os.Root, name string, write func(*os.File) error) error {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := ".tmp-" + hex.EncodeToString(rnd[:])
+	f, err := r.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = r.Rename(tmp, name)
+	}
+	if err != nil {
+		r.Remove(tmp)
+	}
+	return err
 }
