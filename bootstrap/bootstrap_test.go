@@ -197,7 +197,7 @@ func TestRootPasswordFromSecret(t *testing.T) {
 // kernels in /boot (a glob under test -e made dash fail) and fail with none.
 func TestInstallChecksWithTwoKernels(t *testing.T) {
 	var checks []string
-	for _, l := range strings.Split(debian{}.installScript("amd64", nil), "\n") {
+	for _, l := range strings.Split(debian{}.installScript("amd64", nil, ""), "\n") {
 		if strings.Contains(l, "/boot/vmlinuz-*") || strings.Contains(l, "/boot/initrd.img-*") {
 			checks = append(checks, l)
 		}
@@ -303,5 +303,29 @@ func TestAccessStep(t *testing.T) {
 	app := llbtest.Execs(llbtest.Ops(t, AppModeKeys(llb.Image("docker.io/library/x"), tools, o).Root))[0]
 	if a := strings.Join(app.Meta.Args, " "); !strings.HasSuffix(a, "--keys-only") || strings.Contains(a, "--user") {
 		t.Errorf("app mode keys: %s", a)
+	}
+}
+
+// With SOURCE_DATE_EPOCH the install puts back the logs it writes: a log
+// the image had is as it was, one it did not have is gone.
+func TestInstallKeepsRunLogs(t *testing.T) {
+	dir := t.TempDir()
+	script := debian{}.installScript("amd64", nil, "1700000000")
+	if !strings.Contains(script, "saved=$(mktemp -d)") || strings.Contains(debian{}.installScript("amd64", nil, ""), "saved=") {
+		t.Fatal("the logs are kept with SOURCE_DATE_EPOCH only")
+	}
+	before, after := keepRunLogs()
+	in := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, " /var/", " "+dir+"/var/"), "\"/var/", "\""+dir+"/var/") }
+	os.MkdirAll(filepath.Join(dir, "var/log/apt"), 0o755)
+	os.WriteFile(filepath.Join(dir, "var/log/dpkg.log"), []byte("the image's\n"), 0o644)
+	install := "echo installed >>" + dir + "/var/log/dpkg.log; echo new >" + dir + "/var/log/apt/history.log"
+	if out, err := exec.Command("/bin/sh", "-c", "set -eu\n"+in(before)+"\n"+install+"\n"+in(after)).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "var/log/dpkg.log")); string(b) != "the image's\n" {
+		t.Errorf("dpkg.log: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "var/log/apt/history.log")); !os.IsNotExist(err) {
+		t.Errorf("history.log, which the image did not have: %v", err)
 	}
 }

@@ -59,9 +59,14 @@ func (d debian) compress() string {
 // systemd-repart are separate packages on newer releases; they are added
 // where the archive has them. more are the packages the access options
 // need (Access.packages: constant names, never user input).
-func (d debian) installScript(arch string, more []string) string {
+func (d debian) installScript(arch string, more []string, epoch string) string {
+	before, after := "", ""
+	if epoch != "" {
+		before, after = keepRunLogs()
+	}
 	return strings.Join([]string{
 		"set -eu",
+		before,
 		"export DEBIAN_FRONTEND=noninteractive",
 		// Docker images delete downloaded packages after each install; the
 		// cache mounts are there to keep them.
@@ -87,7 +92,25 @@ func (d debian) installScript(arch string, more []string) string {
 		// not test -e, which takes one operand.
 		"ls /boot/vmlinuz-* >/dev/null 2>&1 || { echo 'no kernel in /boot after installing it' >&2; exit 1; }",
 		"ls /boot/initrd.img-* >/dev/null 2>&1 || { echo 'no initramfs in /boot after installing the kernel' >&2; exit 1; }",
+		after,
 	}, "\n")
+}
+
+// runLogs are the files installing packages writes the time it ran into:
+// dpkg's, apt's and update-alternatives' logs, and ldconfig's cache of
+// file times.
+var runLogs = []string{"/var/log/dpkg.log", "/var/log/alternatives.log", "/var/log/apt/history.log",
+	"/var/log/apt/term.log", "/var/log/apt/eipp.log.xz", "/var/cache/ldconfig/aux-cache"}
+
+// keepRunLogs returns script lines that save runLogs as the image has them
+// and put them back after the install (removing those it did not have),
+// so that two builds at the same SOURCE_DATE_EPOCH give the same bytes.
+func keepRunLogs() (before, after string) {
+	files := strings.Join(runLogs, " ")
+	saved := `"$saved/$(printf %s "$f" | tr / _)"`
+	before = "saved=$(mktemp -d)\nfor f in " + files + `; do if [ -e "$f" ]; then cp -a "$f" ` + saved + "; fi; done"
+	after = "for f in " + files + "; do if [ -e " + saved + " ]; then cp -a " + saved + ` "$f"; else rm -f "$f"; fi; done` + "\nrm -rf \"$saved\""
+	return before, after
 }
 
 func (d debian) Install(st llb.State, o Options) llb.State {
@@ -95,11 +118,15 @@ func (d debian) Install(st llb.State, o Options) llb.State {
 		return llb.AddMount(p, llb.Scratch(), llb.AsPersistentCacheDir("c2vm-"+o.CacheNS+d.Name()+d.os.VersionID+p, llb.CacheMountLocked))
 	}
 	run := []llb.RunOption{
-		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch, o.Access.packages())}),
+		llb.Args([]string{"/bin/sh", "-c", d.installScript(o.Arch, o.Access.packages(), o.Epoch)}),
 		// As root in /, whatever USER and WORKDIR the Dockerfile ended with.
 		llb.User("root"), llb.Dir("/"),
 		cache("/var/cache/apt"),
 		cache("/var/lib/apt/lists"),
+	}
+	if o.Epoch != "" {
+		// mkinitramfs then writes the same archive each time.
+		run = append(run, llb.AddEnv("SOURCE_DATE_EPOCH", o.Epoch))
 	}
 	for _, c := range o.constraints("install kernel (" + d.Name() + ")") {
 		run = append(run, c)

@@ -20,6 +20,9 @@ type Options struct {
 	NoCache bool
 	// Access is how one gets in: keys, a user, cloud-init.
 	Access Access
+	// Epoch is SOURCE_DATE_EPOCH (digits), or "": with it, the steps that
+	// install packages leave no trace of when they ran.
+	Epoch string
 }
 
 // constraints are the options every bootstrap step gets.

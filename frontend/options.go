@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/c2vm/c2vm/bootstrap"
@@ -85,7 +86,11 @@ func parseOptions(args map[string]string) (settings, error) {
 	}
 	s.disk = c2llb.DiskOptions{Formats: formats[1:], Size: get("C2VM_DISK_SIZE"), Firmware: string(fw),
 		Cmdline: get("C2VM_KERNEL_CMDLINE"), Epoch: args["SOURCE_DATE_EPOCH"]}
-	s.bootstrap = bootstrap.Options{Hostname: host, RootPasswordSecret: get("C2VM_ROOT_PASSWORD_SECRET")}
+	epoch := args["SOURCE_DATE_EPOCH"]
+	if n, err := strconv.ParseUint(epoch, 10, 63); epoch != "" && (err != nil || strconv.FormatUint(n, 10) != epoch) {
+		return s, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds: set it to a Unix time, such as $(git log -1 --format=%%ct)", epoch)
+	}
+	s.bootstrap = bootstrap.Options{Hostname: host, RootPasswordSecret: get("C2VM_ROOT_PASSWORD_SECRET"), Epoch: epoch}
 	if s.mode, err = disk.ParseMode(get("C2VM_MODE")); err != nil {
 		return s, fmt.Errorf("C2VM_MODE: %w", err)
 	}

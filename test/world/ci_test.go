@@ -112,3 +112,19 @@ func cacheDir() string {
 	}
 	return "/var/cache/c2vm"
 }
+
+// Reproducible from scratch: the same Dockerfile built twice with nothing
+// from BuildKit's cache (packages installed again, the initramfs made
+// again) gives the same disk at the same SOURCE_DATE_EPOCH.
+func TestReproducibleFromScratch(t *testing.T) {
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM debian:bookworm\nRUN echo again >/etc/c2vm-again\n"})
+	var sums []string
+	for range 2 {
+		out := t.TempDir()
+		buildx(t, "--no-cache", "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-o", out, dir)
+		sums = append(sums, fileSum(t, filepath.Join(out, "linux.img")))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds from scratch: %s and %s", sums[0], sums[1])
+	}
+}
