@@ -71,9 +71,12 @@ func writeVmlinux(ctx context.Context, payload []byte, out *os.File) (ok bool, e
 	switch {
 	case bytes.HasPrefix(payload, []byte{0xFD, '7', 'z', 'X', 'Z', 0}):
 		err = unxz(ctx, payload, w)
-	case bytes.HasPrefix(payload, []byte{0x28, 0xB5, 0x2F, 0xFD}):
+	case bytes.HasPrefix(payload, []byte{0x28, 0xB5, 0x2F, 0xFD}) && len(payload) > 8:
+		// The kernel's build appends the decompressed size (le32) after
+		// the frame (zstd22_with_size), which the decoder would take for
+		// a second frame.
 		var z *zstd.Decoder
-		if z, err = zstd.NewReader(bytes.NewReader(payload), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxVmlinuxSize)); err == nil {
+		if z, err = zstd.NewReader(bytes.NewReader(payload[:len(payload)-4]), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxVmlinuxSize)); err == nil {
 			_, err = io.Copy(w, z)
 			z.Close()
 		}

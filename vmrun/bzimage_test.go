@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestCheckBzImage(t *testing.T) {
@@ -69,6 +71,12 @@ func TestWriteVmlinux(t *testing.T) {
 	}
 	if ok, err, _ := run([]byte{0x1F, 0x8B, 8, 0, 0, 0}); ok || err == nil || !strings.Contains(err.Error(), "decompressing the kernel") {
 		t.Errorf("bad gzip: %v, %v", ok, err)
+	}
+	// zstd as Debian 13's kernel has it: the size after the frame.
+	zw, _ := zstd.NewWriter(nil)
+	zs := zw.EncodeAll(testVmlinux(true), nil)
+	if ok, err, got := run(append(zs, 1, 2, 3, 4)); !ok || err != nil || got != string(testVmlinux(true)) {
+		t.Errorf("zstd with the size after it: %v, %v", ok, err)
 	}
 	needTool(t, "xz")
 	var xz bytes.Buffer

@@ -134,15 +134,29 @@ func keepModules(list string, keep []string) (string, map[string]bool) {
 	for _, k := range keep {
 		want[modName(k)] = true
 	}
-	kept := map[string]bool{}
+	// A line may name only a module's direct dependencies (as for Debian
+	// 13's kernel): keep the closure.
+	deps := map[string][]string{}
+	var todo []string
 	lines := strings.Split(list, "\n")
 	for _, l := range lines {
-		mod, deps, ok := strings.Cut(l, ":")
-		if ok && want[nameOfPath(strings.TrimSpace(mod))] {
-			kept[strings.TrimSpace(mod)] = true
-			for _, d := range strings.Fields(deps) {
-				kept[d] = true
-			}
+		mod, ds, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		mod = strings.TrimSpace(mod)
+		deps[mod] = strings.Fields(ds)
+		if want[nameOfPath(mod)] {
+			todo = append(todo, mod)
+		}
+	}
+	kept := map[string]bool{}
+	for len(todo) > 0 {
+		m := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if !kept[m] {
+			kept[m] = true
+			todo = append(todo, deps[m]...)
 		}
 	}
 	var b strings.Builder

@@ -245,8 +245,21 @@ func TestSlimFixtureKernel(t *testing.T) {
 	if err := Slim(bytes.NewReader(full.Bytes()), &slim, DirectModules); err != nil {
 		t.Fatal(err)
 	}
-	load := readCPIO(t, slim.Bytes())[".c2vm/modules.load"].data
+	files := readCPIO(t, slim.Bytes())
+	load := files[".c2vm/modules.load"].data
+	t.Logf("load order:\n%s", load)
+	for _, l := range strings.Split(strings.TrimSpace(load), "\n") {
+		mod, deps, _ := strings.Cut(l, ":")
+		for _, f := range append(strings.Fields(deps), mod) {
+			if _, ok := files[f]; !ok {
+				t.Errorf("%s is in the load order but not in the archive", f)
+			}
+		}
+	}
 	for _, m := range DirectModules {
+		if builtIn(t, k, m) {
+			continue
+		}
 		if !strings.Contains(strings.ReplaceAll(load, "-", "_"), "/"+m+".ko:") {
 			t.Errorf("%s not in the load order:\n%s", m, load)
 		}
@@ -257,4 +270,28 @@ func TestSlimFixtureKernel(t *testing.T) {
 		}
 	}
 	t.Logf("initramfs %d KiB compressed, %d KiB slim", full.Len()>>10, slim.Len()>>10)
+}
+
+// builtIn tells whether k has module m built in (modules.builtin).
+func builtIn(t *testing.T, k *Kernel, m string) bool {
+	b, err := os.ReadFile(filepath.Join(k.Dir, k.ModulesDir, "modules.builtin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Fields(string(b)) {
+		if nameOfPath(l) == modName(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// A module list may name only direct dependencies (Debian 13's kernel):
+// a kept module keeps its dependencies' dependencies too.
+func TestKeepModulesClosure(t *testing.T) {
+	list := "m/failover.ko:\nm/net_failover.ko: m/failover.ko\nm/virtio_net.ko: m/net_failover.ko\nm/ahci.ko:\n"
+	got, kept := keepModules(list, []string{"virtio_net"})
+	if want := "m/failover.ko:\nm/net_failover.ko: m/failover.ko\nm/virtio_net.ko: m/net_failover.ko\n"; got != want || len(kept) != 3 {
+		t.Errorf("kept %v:\n%s", kept, got)
+	}
 }
