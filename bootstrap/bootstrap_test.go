@@ -315,7 +315,9 @@ func TestInstallKeepsRunLogs(t *testing.T) {
 		t.Fatal("the logs are kept with SOURCE_DATE_EPOCH only")
 	}
 	before, after := keepRunLogs()
-	in := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, " /var/", " "+dir+"/var/"), "\"/var/", "\""+dir+"/var/") }
+	in := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, " /var/", " "+dir+"/var/"), "\"/var/", "\""+dir+"/var/")
+	}
 	os.MkdirAll(filepath.Join(dir, "var/log/apt"), 0o755)
 	os.WriteFile(filepath.Join(dir, "var/log/dpkg.log"), []byte("the image's\n"), 0o644)
 	install := "echo installed >>" + dir + "/var/log/dpkg.log; echo new >" + dir + "/var/log/apt/history.log"

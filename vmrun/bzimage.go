@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/c2vm/c2vm/internal/bounded"
 	"github.com/c2vm/c2vm/internal/hosttools"
 	"github.com/klauspost/compress/zstd"
 )
@@ -67,7 +68,7 @@ func checkBzImage(k []byte) (payload []byte, err error) {
 // (lz4, lzo, bzip2, lzma) or what it holds is not such a kernel: the
 // bzImage then boots as it is.
 func writeVmlinux(ctx context.Context, payload []byte, out *os.File) (ok bool, err error) {
-	w := &limitWriter{w: out, left: maxVmlinuxSize}
+	w := &bounded.Writer{W: out, Left: maxVmlinuxSize, Err: fmt.Errorf("more than %d MiB", maxVmlinuxSize>>20)}
 	switch {
 	case bytes.HasPrefix(payload, []byte{0xFD, '7', 'z', 'X', 'Z', 0}):
 		err = unxz(ctx, payload, w)
@@ -111,20 +112,6 @@ func unxz(ctx context.Context, payload []byte, w io.Writer) error {
 		return fmt.Errorf("xz: %v %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
-}
-
-// limitWriter fails once more than left bytes are written.
-type limitWriter struct {
-	w    io.Writer
-	left int64
-}
-
-func (l *limitWriter) Write(b []byte) (int, error) {
-	if int64(len(b)) > l.left {
-		return 0, fmt.Errorf("more than %d MiB", maxVmlinuxSize>>20)
-	}
-	l.left -= int64(len(b))
-	return l.w.Write(b)
 }
 
 // checkPVH checks the decompressed kernel before QEMU loads it: a 64-bit

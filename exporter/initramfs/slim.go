@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/c2vm/c2vm/appinit"
+	"github.com/c2vm/c2vm/internal/bounded"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -58,8 +59,8 @@ func Slim(r io.Reader, w io.Writer, keep []string) error {
 		return err
 	}
 	defer closeIn()
-	cr := &cpioReader{r: bufio.NewReaderSize(&boundedReader{r: in, left: maxSlimInput, err: fmt.Errorf("more than %d MiB decompressed", maxSlimInput>>20)}, 1<<20)}
-	bw := bufio.NewWriterSize(&boundedWriter{w: w, left: maxSlimOutput}, 1<<20)
+	cr := &cpioReader{r: bufio.NewReaderSize(&bounded.Reader{R: in, Left: maxSlimInput, Err: fmt.Errorf("more than %d MiB decompressed", maxSlimInput>>20)}, 1<<20)}
+	bw := bufio.NewWriterSize(&bounded.Writer{W: w, Left: maxSlimOutput, Err: fmt.Errorf("a slim initramfs of more than %d MiB", maxSlimOutput>>20)}, 1<<20)
 	var kept map[string]bool // module paths to keep, once the list is read
 	for n := 0; ; n++ {
 		if n == maxSlimEntries {
@@ -250,43 +251,6 @@ func validArchiveName(n string) bool {
 	}
 	_, ok := clean(n)
 	return ok && path.Clean(n) == n || n == "TRAILER!!!"
-}
-
-// boundedReader reads at most left bytes of r; when r holds more, reading
-// past them fails with err.
-type boundedReader struct {
-	r    io.Reader
-	left int64
-	err  error
-}
-
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		if n, _ := b.r.Read(make([]byte, 1)); n > 0 {
-			return 0, b.err
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-// boundedWriter refuses to write more than left bytes.
-type boundedWriter struct {
-	w    io.Writer
-	left int64
-}
-
-func (b *boundedWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > b.left {
-		return 0, fmt.Errorf("a slim initramfs of more than %d MiB", maxSlimOutput>>20)
-	}
-	b.left -= int64(len(p))
-	return b.w.Write(p)
 }
 
 // readAll reads h's data and padding; data larger than max is an error.
