@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade
+.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability
 
 all: build
 
@@ -51,13 +51,21 @@ fuzz:
 	FUZZTIME=$${FUZZTIME:-5m} ./hack/fuzz
 
 # Tests that assemble the Debian tree and boot it under BIOS and UEFI.
+# The initramfs tests that read the fixture's kernel run here too.
 boot-test: fixture
+	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -count=1 -run FixtureKernel ./exporter/initramfs/
 	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
 
 # A Debian 12 guest upgraded to Debian 13 with apt and rebooted (11 minutes
 # under emulation on 2026-12-05: it downloads the whole release).
 test-upgrade: fixture
 	C2VM_UPGRADE_TEST=1 C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 180m -v -run TestReleaseUpgrade ./test/boot/
+
+# Load and faults (docs/reliability.md): concurrent builds, a builder
+# killed mid-build, power cuts in first boots, parallel assemblies, fifty
+# rebuilds. make test runs the short ones.
+test-reliability: fixture deps build
+	./hack/reliability-test
 
 # Every cell of the hardware matrix (storage controllers × firmware, NIC
 # models × machines); make test runs a few of them.

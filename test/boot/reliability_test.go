@@ -3,10 +3,7 @@
 package boot
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,9 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/powercut"
 )
 
 // TestParallelAssemblies runs four c2vm assemble at once over the same
@@ -29,6 +27,7 @@ func TestParallelAssemblies(t *testing.T) {
 	cache := ownedDir(t, "cache")
 	env := []string{"SOURCE_DATE_EPOCH=1700000000", "XDG_CACHE_HOME=" + cache}
 	outs := make([]string, 4)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range outs {
 		outs[i] = outDir(t, fmt.Sprintf("out%d", i))
@@ -39,11 +38,14 @@ func TestParallelAssemblies(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	together := time.Since(start)
 	if t.Failed() {
 		return
 	}
 	alone := outDir(t, "alone")
+	start = time.Now()
 	assemble(t, env, "-q", "-o", alone, tarball)
+	t.Logf("FIGURE four assemblies at once, one cache: %s wall; one alone: %s", together.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 	want := sha(t, filepath.Join(alone, "linux.img"))
 	for _, o := range outs {
 		if got := sha(t, filepath.Join(o, "linux.img")); got != want {
@@ -85,44 +87,6 @@ func ownedDir(t *testing.T, name string) string {
 	return d
 }
 
-// powerCuts boots the named VM of disk n times and kills its QEMU (SIGKILL,
-// as a host losing power) at a random moment of the first boot, between
-// 3 s and about when the guest reaches its marker. It returns the state
-// directory, where the VM's overlay is.
-func powerCuts(t *testing.T, name, disk string, n int, flags ...string) {
-	t.Helper()
-	state := filepath.Join(os.Getenv("XDG_STATE_HOME"), "c2vm", "vms", name)
-	for i := range n {
-		cmd := exec.Command(c2vm, append(append([]string{"run", "--name", name, "--timeout", "10m"}, flags...), disk)...)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		at := time.Duration(3000+rand.IntN(27000)) * time.Millisecond
-		pid := 0
-		for deadline := time.Now().Add(at); time.Now().Before(deadline) || pid == 0; time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline.Add(time.Minute)) {
-				cmd.Process.Kill()
-				t.Fatalf("cut %d: no QEMU in %s\n%s", i+1, state, tail(out.String(), 2000))
-			}
-			var st struct {
-				QEMUPID int `json:"qemuPid"`
-			}
-			if b, err := os.ReadFile(filepath.Join(state, "state.json")); err == nil && json.Unmarshal(b, &st) == nil {
-				pid = st.QEMUPID
-			}
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 137 {
-			t.Errorf("cut %d at %s: c2vm run ended with %v, want exit 137 for a hard power-off\n%s", i+1, at, err, tail(out.String(), 1500))
-		}
-		t.Logf("cut %d at %s", i+1, at)
-	}
-}
-
 // overlayFsck checks the root filesystem of a VM's overlay with e2fsck
 // -fn, through a raw copy (e2fsck reads no qcow2).
 func overlayFsck(t *testing.T, name string) {
@@ -149,7 +113,7 @@ func TestPowerCutsFirstBoot(t *testing.T) {
 	if os.Getenv("C2VM_RELIABILITY") != "" {
 		cuts = 10
 	}
-	powerCuts(t, "cut", disk, cuts)
+	powercut.Cuts(t, c2vm, "cut", disk, cuts, powercut.FirstBoot)
 	m := bootMarker(t, nil, disk, "bios", "--name", "cut")
 	if m["failed"] != "none" {
 		t.Errorf("after %d power cuts: failed units %s", cuts, m["failed"])
