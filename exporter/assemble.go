@@ -311,6 +311,10 @@ func (b *build) writeOVA(ctx context.Context, fm disk.Format, raw string) error 
 		return err
 	}
 	defer os.Remove(filepath.Join(b.work, vmdk))
+	// Before WriteOVA digests it: the VMDK's CID is random.
+	if err := stableIDs(filepath.Join(b.work, raw), filepath.Join(b.work, vmdk), fm.QemuFmt); err != nil {
+		return err
+	}
 	populated, err := diskformat.Allocated(filepath.Join(b.work, raw))
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func Disk(rootfs, tools bk.State, o DiskOptions) bk.State {
 		parts[0] = keep(base, inAsm)
 	}
 	for _, f := range conversions {
-		parts = append(parts, convert(base, tools, f, o.Size, o.NoCache))
+		parts = append(parts, convert(base, tools, f, o))
 	}
 	return bk.Merge(parts, bk.WithCustomName("collect disks"))
 }
@@ -167,9 +167,9 @@ func assemble(rootfs, tools bk.State, o DiskOptions, formats []disk.Format) bk.S
 // convert makes format f from the raw disk in its own step. A file with an
 // owner (containerdisk's, for KubeVirt's QEMU) is written by that user into
 // a directory it owns: no root-owned copy, no second copy to chown.
-func convert(raw, tools bk.State, f disk.Format, size string, noCache bool) bk.State {
+func convert(raw, tools bk.State, f disk.Format, o DiskOptions) bk.State {
 	minVirtual := int64(0)
-	if size == "" || size == "auto" {
+	if o.Size == "" || o.Size == "auto" {
 		minVirtual = disk.MinVirtualSize
 	}
 	run := []bk.RunOption{
@@ -178,6 +178,10 @@ func convert(raw, tools bk.State, f disk.Format, size string, noCache bool) bk.S
 		bk.AddMount(inDir, raw, bk.Readonly),
 		bk.Network(bk.NetModeNone),
 		bk.WithCustomNamef("convert to %s", f.Name),
+	}
+	if o.Epoch != "" {
+		// A VHD's footer holds a time stamp.
+		run = append(run, bk.AddEnv("SOURCE_DATE_EPOCH", o.Epoch))
 	}
 	out := bk.Scratch()
 	if d := f.Dir(); d != "" {
@@ -188,7 +192,7 @@ func convert(raw, tools bk.State, f disk.Format, size string, noCache bool) bk.S
 		}
 		out = out.File(bk.Mkdir("/"+d, 0o755, own...), bk.WithCustomNamef("make /%s", d))
 	}
-	if noCache {
+	if o.NoCache {
 		run = append(run, bk.IgnoreCache)
 	}
 	return tools.Run(run...).AddMount(outDir, out)
