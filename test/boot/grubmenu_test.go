@@ -63,13 +63,17 @@ func TestGrubMenu(t *testing.T) {
 	}
 }
 
+// afterCmdline is the kernel's line after its command line: stopping the
+// guest on "Command line:" itself could cut that line short.
+const afterCmdline = "BIOS-provided physical RAM map"
+
 // shiftToMenu boots with Shift held until GRUB's menu shows, then moves
 // down to an entry and presses Enter, as a user editing nothing would: the
 // entry must boot the kernel, with want on its command line.
 func shiftToMenu(t *testing.T, disk string, down int, want string) {
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	cmd := exec.Command(c2vm, "run", "--firmware", "bios", "--snapshot", "--qmp", sock,
-		"--expect", "Command line:", "--quit-on-expect", "--timeout", "180s", disk)
+		"--expect", afterCmdline, "--quit-on-expect", "--timeout", "180s", disk)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +202,7 @@ func TestGrubNewestKernel(t *testing.T) {
 	}
 	bootImage := func(fw string) string {
 		t.Helper()
-		b, err := exec.Command(c2vm, "run", "--firmware", fw, "--snapshot", "--expect", "Command line:", "--quit-on-expect", "--timeout", "180s", disk).CombinedOutput()
+		b, err := exec.Command(c2vm, "run", "--firmware", fw, "--snapshot", "--expect", afterCmdline, "--quit-on-expect", "--timeout", "180s", disk).CombinedOutput()
 		m := regexp.MustCompile(`BOOT_IMAGE=(\S+)`).FindSubmatch(b)
 		if err != nil || m == nil {
 			t.Fatalf("no kernel command line: %v\n%s", err, tail(string(b), 2000))
