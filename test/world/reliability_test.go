@@ -251,7 +251,7 @@ func TestBuilderKilled(t *testing.T) {
 // TestSoak rebuilds one app-mode Dockerfile fifty times, its last line
 // changing each time, so each build runs that line, the assembly and the
 // export: the builder's disk use stays within its GC limits, no temporary
-// file of BuildKit's or c2vm's and no process under buildkitd is left, and
+// file of BuildKit's and no process under buildkitd is left, and
 // buildkitd's memory stays flat. (The machine may run other work: only
 // what BuildKit and c2vm make counts.)
 func TestSoak(t *testing.T) {
@@ -269,13 +269,19 @@ func TestSoak(t *testing.T) {
 		rss = append(rss, rssKiB(buildkitdPID(t)))
 	}
 	used := dirKiB(state)
-	t.Logf("FIGURE soak: 50 rebuilds in %s; buildkitd RSS after 10: %d MiB, after 50: %d MiB; BuildKit state %d MiB before, %d MiB after",
-		time.Since(start).Round(time.Second), rss[9]/1024, rss[49]/1024, usedBefore/1024, used/1024)
+	var every10 []string
+	for i := 9; i < len(rss); i += 10 {
+		every10 = append(every10, fmt.Sprint(rss[i]/1024))
+	}
+	t.Logf("FIGURE soak: 50 rebuilds in %s; buildkitd RSS after 10, 20 … 50 builds: %s MiB; BuildKit state %d MiB before, %d MiB after",
+		time.Since(start).Round(time.Second), strings.Join(every10, ", "), usedBefore/1024, used/1024)
 	if rss[49] > rss[9]*3/2+64*1024 {
 		t.Errorf("buildkitd's memory grew from %d to %d KiB over 40 rebuilds", rss[9], rss[49])
 	}
-	if used > 40<<20 { // KiB: the test world's maxUsedSpace is 40 GB
-		t.Errorf("BuildKit holds %d MiB, over its 40 GB limit", used/1024)
+	// BuildKit's GC bounds its cache records (maxUsedSpace); du also counts
+	// what GC does not manage, so the bound checked is no growth.
+	if used > usedBefore+2<<20 {
+		t.Errorf("BuildKit's state grew from %d to %d MiB over the soak", usedBefore/1024, used/1024)
 	}
 	var left []string
 	for n := range ownTemps() {
@@ -291,14 +297,15 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// ownTemps are the entries of /tmp and /var/tmp that BuildKit or c2vm
-// make (buildkit-mount*, c2vm-*).
+// ownTemps are the entries of /tmp and /var/tmp that BuildKit makes
+// (buildkit-mount*); c2vm's steps run in BuildKit's containers, whose /tmp
+// is not the host's.
 func ownTemps() map[string]bool {
 	names := map[string]bool{}
 	for _, d := range []string{"/tmp", "/var/tmp"} {
 		es, _ := os.ReadDir(d)
 		for _, e := range es {
-			if strings.HasPrefix(e.Name(), "buildkit") || strings.HasPrefix(e.Name(), "c2vm-") {
+			if strings.HasPrefix(e.Name(), "buildkit") {
 				names[filepath.Join(d, e.Name())] = true
 			}
 		}
