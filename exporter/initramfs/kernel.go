@@ -12,13 +12,13 @@ package initramfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"sort"
 	"strings"
 
+	"github.com/c2vm/c2vm/internal/bounded"
 	"github.com/c2vm/c2vm/internal/usererr"
 )
 
@@ -153,19 +153,7 @@ func (k *Kernel) logf(format string, args ...any) {
 // readBounded reads a file of the kernel directory, refusing more than max
 // bytes. A missing file is fs.ErrNotExist.
 func readBounded(r *os.Root, p string, max int64) ([]byte, error) {
-	f, err := r.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", p)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err == nil && int64(len(data)) > max {
-		err = fmt.Errorf("%s: larger than %d MiB", p, max>>20)
-	}
-	return data, err
+	return bounded.ReadFile(r, p, max)
 }
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -1,8 +1,13 @@
 // Package bounded caps what a reader or writer of hostile input passes
-// on: a small compressed file can declare gigabytes.
+// on: a small compressed file can declare gigabytes, and a file named by
+// an image can be any size.
 package bounded
 
-import "io"
+import (
+	"fmt"
+	"io"
+	"os"
+)
 
 // Writer passes at most Left bytes to W; a write past them fails with Err
 // and writes nothing.
@@ -42,4 +47,22 @@ func (b *Reader) Read(p []byte) (int, error) {
 	n, err := b.R.Read(p)
 	b.Left -= int64(n)
 	return n, err
+}
+
+// ReadFile reads the regular file p beneath r, refusing more than max
+// bytes. A missing file is fs.ErrNotExist.
+func ReadFile(r *os.Root, p string, max int64) ([]byte, error) {
+	f, err := r.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(data)) > max {
+		err = fmt.Errorf("%s: larger than %d bytes", p, max)
+	}
+	return data, err
 }
