@@ -45,9 +45,10 @@ func pickMode(m disk.Mode, inv *rootfs.Inventory) disk.Mode {
 // appParts is what app mode adds: the files under /.c2vm and the boot
 // files pointing at them.
 type appParts struct {
-	files []extraFile
-	boot  rootfs.BootFiles
-	bytes int64 // what they take on the root filesystem
+	files  []extraFile
+	boot   rootfs.BootFiles
+	bytes  int64  // what they take on the root filesystem
+	kernel string // c2vm's kernel image on this host
 }
 
 // prepareApp finds the kernel, builds the initramfs into work and makes the
@@ -95,7 +96,7 @@ func prepareApp(o *Options, inv *rootfs.Inventory, work string) (*appParts, erro
 	}
 	kernelPath := img.Name()
 	img.Close()
-	p := &appParts{boot: rootfs.BootFiles{Kernel: appDir + "/vmlinuz", Initrd: appDir + "/initrd.img", Version: k.Version}}
+	p := &appParts{boot: rootfs.BootFiles{Kernel: appDir + "/vmlinuz", Initrd: appDir + "/initrd.img", Version: k.Version}, kernel: kernelPath}
 	p.files = []extraFile{
 		{name: appDir},
 		{name: appDir + "/vmlinuz", src: kernelPath},

@@ -18,6 +18,7 @@ import (
 	"github.com/c2vm/c2vm/exporter/ext4"
 	"github.com/c2vm/c2vm/exporter/grub"
 	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/exporter/secureboot"
 	"github.com/c2vm/c2vm/internal/diskmeta"
 	"github.com/c2vm/c2vm/internal/hosttools"
 	"github.com/c2vm/c2vm/internal/usererr"
@@ -38,6 +39,9 @@ type Options struct {
 	KernelDir string          // app mode: where the kernel and modules are (initramfs.FindKernel)
 	Exposed   []string        // the image's EXPOSE ports, for c2vm.json
 	Access    *Access         // root's SSH keys and password; nil for none
+
+	SecureBoot     secureboot.Mode // auto (""), require or off
+	SecureBootDirs []string        // where the signed shim and GRUB are; nil: SecureBootDirs()
 
 	start time.Time
 }
@@ -197,6 +201,8 @@ type build struct {
 	temps      []string                                 // outputs under temporary names, in Outputs order
 	final      []string
 	access     accessFound // for c2vm.json
+	kernel     *captured   // a system disk's kernel, read as the root is written
+	signed     *secureboot.Chain
 }
 
 func (b *build) cleanup() {
@@ -242,6 +248,9 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 
 	b.opts.logf("writing ext4 root filesystem")
 	if err := b.writeRoot(ctx, src, f); err != nil {
+		return err
+	}
+	if err := b.decideSecureBoot(); err != nil {
 		return err
 	}
 	b.assignPartUUIDs()
@@ -375,7 +384,12 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 		return err
 	}
 	sink := newRootSink(w, epoch)
-	acc, err := newAccessSink(sink, b.opts.Access, b.mode)
+	var into rootfs.Sink = sink
+	if b.wantKernel() {
+		b.kernel = &captured{path: b.boot.Kernel}
+		into = &captureSink{Sink: sink, want: b.kernel}
+	}
+	acc, err := newAccessSink(into, b.opts.Access, b.mode)
 	if err == nil {
 		err = src.Stream(ctx, acc)
 	}
@@ -425,8 +439,13 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 		if err != nil {
 			return err
 		}
-		return grub.WriteESP(ctx, b.work, raw, b.layout, grub.ESP{Platform: grub.AMD64EFI, Image: imgs[grub.AMD64EFI],
-			Config: cfg.Script(grub.AMD64EFI), Serial: b.ids.ESPSerial, Epoch: epoch})
+		esp := grub.ESP{Platform: grub.AMD64EFI, Image: imgs[grub.AMD64EFI],
+			Config: cfg.Script(grub.AMD64EFI), Serial: b.ids.ESPSerial, Epoch: epoch}
+		if c := b.signed; c != nil {
+			esp.Image = c.GRUB
+			esp.Signed = &grub.Signed{Shim: c.Shim, MokManager: c.MokManager, Vendor: c.Vendor}
+		}
+		return grub.WriteESP(ctx, b.work, raw, b.layout, esp)
 	})
 	return func() ([]byte, string, error) {
 		err := g.Wait() // before core is read
@@ -440,7 +459,8 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 func (b *build) publish() error {
 	// c2vm.json before the disks: a linux.img without it would read as a
 	// system disk to c2vm run.
-	meta := diskmeta.Meta{Mode: string(b.mode), Firmware: string(b.opts.Firmware), ExposedPorts: b.opts.Exposed}
+	meta := diskmeta.Meta{Mode: string(b.mode), Firmware: string(b.opts.Firmware), ExposedPorts: b.opts.Exposed,
+		SecureBoot: b.signed != nil}
 	b.access.describe(&meta)
 	if err := diskmeta.Write(b.work, meta); err != nil {
 		return err

@@ -21,6 +21,7 @@ func assembleCmd() *cobra.Command {
 	var prog programFlags
 	var access accessFlags
 	var quiet bool
+	var sb secureBootFlags
 	cmd := &cobra.Command{
 		Use:   "assemble [flags] SOURCE",
 		Short: "Build a bootable disk from a root filesystem or an image",
@@ -42,6 +43,9 @@ needed.`,
 				return err
 			}
 			if opts.Access, err = access.read(); err != nil {
+				return err
+			}
+			if err := sb.apply(cmd, &opts); err != nil {
 				return err
 			}
 			src, err := rootfs.Open(args[0])
@@ -80,6 +84,7 @@ needed.`,
 	f.StringVar(&mode, "mode", "auto", "auto, system (the tree's own kernel and init) or app (c2vm's kernel and init run the image's program)")
 	prog.register(f)
 	access.register(f)
+	sb.register(f)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the written files")
 	return cmd
 }

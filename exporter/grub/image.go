@@ -28,13 +28,17 @@ const (
 // image on the ESP. Any failure leaves GRUB's command line on the console,
 // with the error above.
 func Stub(p Platform) string {
-	head := "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
+	head := consoles
 	if p == PC {
 		return fmt.Sprintf("%sset c2vm_disk=hd0\nregexp --set=1:c2vm_disk '^\\(([^,)]+)' \"$cmdpath\"\nsource \"($c2vm_disk,gpt1)%d+%d\"\n",
 			head, biosCfgOffset/disk.SectorSize, biosCfgSectors)
 	}
 	return head + "source \"$cmdpath/grub.cfg\"\n"
 }
+
+// consoles sets up the serial console beside the screen: the first lines
+// of each stub, and of the grub.cfg a signed GRUB reads.
+const consoles = "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
 
 // memdiskTar packs a platform's Stub as GRUB's memdisk, with fixed
 // times.

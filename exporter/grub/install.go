@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -70,17 +71,56 @@ func InstallBIOS(img *os.File, l *disk.Layout, core []byte, cfg string) error {
 
 // ESP is what WriteESP puts on a disk's EFI System Partition: GRUB's image
 // for the platform and the disk's grub.cfg beside it, where the image's
-// stub reads it.
+// stub reads it; or, for a signed chain, shim as the boot file with the
+// distribution's GRUB beside it.
 type ESP struct {
 	Platform Platform
-	Image    []byte
+	Image    []byte // c2vm's GRUB, or the distribution's signed GRUB when Signed is set
 	Config   string
 	Serial   uint32     // the FAT volume serial, derived from the content
 	Epoch    *time.Time // SOURCE_DATE_EPOCH, or nil
+	Signed   *Signed
+}
+
+// Signed is the rest of a signed chain. shim loads grubx64.efi from its own
+// directory (and mmx64.efi, MokManager, when a key is to be enrolled). The
+// distribution's GRUB reads grub.cfg from EFI/<Vendor>, its built-in
+// prefix, and otherwise from its own directory; both get it. fbx64.efi,
+// shim's fallback that writes boot entries, is left out: without it shim
+// boots GRUB straight from the removable-media path.
+type Signed struct {
+	Shim       []byte
+	MokManager []byte // nil: none
+	Vendor     string // a plain directory name, or ""
+}
+
+// espFile is one file of the ESP, by its path there.
+type espFile struct {
+	path string // under ::/EFI
+	data []byte
+}
+
+// files are the ESP's files: the boot file and grub.cfg, and a signed
+// chain's other parts. The signed GRUB has no stub, so its grub.cfg sets
+// up the consoles itself.
+func (e ESP) files() []espFile {
+	boot := "BOOT/" + e.Platform.efiBootName()
+	if e.Signed == nil {
+		return []espFile{{boot, e.Image}, {"BOOT/grub.cfg", []byte(e.Config)}}
+	}
+	cfg := []byte(consoles + e.Config)
+	fs := []espFile{{boot, e.Signed.Shim}, {"BOOT/grubx64.efi", e.Image}, {"BOOT/grub.cfg", cfg}}
+	if e.Signed.MokManager != nil {
+		fs = append(fs, espFile{"BOOT/mmx64.efi", e.Signed.MokManager})
+	}
+	if e.Signed.Vendor != "" && e.Signed.Vendor != "boot" {
+		fs = append(fs, espFile{e.Signed.Vendor + "/grub.cfg", cfg})
+	}
+	return fs
 }
 
 // WriteESP makes the FAT32 ESP of layout l in place in raw (a file name
-// relative to work, a scratch directory) and copies GRUB's image to the
+// relative to work, a scratch directory) and copies the boot files to the
 // removable-media path every UEFI firmware tries.
 func WriteESP(ctx context.Context, work, raw string, l *disk.Layout, e ESP) error {
 	esp := l.ESP
@@ -90,19 +130,31 @@ func WriteESP(ctx context.Context, work, raw string, l *disk.Layout, e ESP) erro
 		raw, fmt.Sprint(esp.Size/1024)); err != nil {
 		return err
 	}
-	boot := e.Platform.efiBootName()
-	if err := os.WriteFile(filepath.Join(work, boot), e.Image, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(work, "grub.cfg"), []byte(e.Config), 0o644); err != nil {
-		return err
-	}
 	img := fmt.Sprintf("%s@@%d", raw, esp.Start)
 	env := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC0", "SOURCE_DATE_EPOCH=" + fatEpoch(e.Epoch)}
-	if err := runIn(ctx, work, nil, env, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT"); err != nil {
+	dirs := []string{"::/EFI"}
+	seen := map[string]bool{}
+	for _, f := range e.files() {
+		if d := path.Dir(f.path); !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, "::/EFI/"+d)
+		}
+	}
+	if err := runIn(ctx, work, nil, env, "mmd", append([]string{"-i", img}, dirs...)...); err != nil {
 		return err
 	}
-	return runIn(ctx, work, nil, env, "mcopy", "-i", img, boot, "grub.cfg", "::/EFI/BOOT/")
+	for i, f := range e.files() {
+		// Scratch names: the ESP's names are c2vm's, but they stay off
+		// the command line as file names in work all the same.
+		src := fmt.Sprintf("esp-%d", i)
+		if err := os.WriteFile(filepath.Join(work, src), f.data, 0o644); err != nil {
+			return err
+		}
+		if err := runIn(ctx, work, nil, env, "mcopy", "-i", img, src, "::/EFI/"+f.path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // efiBootName is the removable-media file name of a UEFI platform.

@@ -35,6 +35,10 @@ type Meta struct {
 	// CloudInit says the disk has cloud-init (C2VM_CLOUD_INIT=1), which
 	// reads a NoCloud seed such as c2vm run --cloud-init attaches.
 	CloudInit bool `json:"cloudInit,omitempty"`
+	// SecureBoot says the UEFI path boots through a signed chain (shim,
+	// the distribution's GRUB and a signed kernel), so the disk boots
+	// with Secure Boot on.
+	SecureBoot bool `json:"secureBoot,omitempty"`
 }
 
 // Write stores m as dir/c2vm.json.

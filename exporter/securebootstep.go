@@ -1,0 +1,117 @@
+package exporter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/exporter/rootfs"
+	"github.com/c2vm/c2vm/exporter/secureboot"
+)
+
+// SecureBootDirs are where assembly looks for the signed shim and GRUB
+// when not told: $C2VM_SECURE_BOOT_DIR, the c2vm image's copy of Debian's
+// (its Dockerfile), and the system's own packages.
+func SecureBootDirs() []string {
+	dirs := []string{"/usr/lib/c2vm/secureboot", "/"}
+	if d := os.Getenv("C2VM_SECURE_BOOT_DIR"); d != "" {
+		dirs = append([]string{d}, dirs...)
+	}
+	return dirs
+}
+
+// wantKernel says whether writing the root must keep the kernel's bytes:
+// a system disk with an ESP whose chain may be signed.
+func (b *build) wantKernel() bool {
+	return b.layout.ESP != nil && b.mode == disk.ModeSystem && b.opts.SecureBoot != secureboot.ModeOff && b.boot.Kernel != ""
+}
+
+// decideSecureBoot picks the ESP's chain: signed when every piece
+// verifies, or as the mode says otherwise.
+func (b *build) decideSecureBoot() error {
+	if b.layout.ESP == nil {
+		return nil
+	}
+	mode := b.opts.SecureBoot
+	if mode == "" {
+		mode = secureboot.ModeAuto
+	}
+	dirs := b.opts.SecureBootDirs
+	if dirs == nil {
+		dirs = SecureBootDirs()
+	}
+	c, note, err := secureboot.Decide(mode, dirs, b.kernelPiece)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		b.opts.logf("%s", note)
+		if b.opts.Log == nil {
+			// --quiet keeps progress off, not a warning the user acts on.
+			fmt.Fprintln(os.Stderr, "c2vm: "+note)
+		}
+	}
+	if c != nil {
+		b.opts.logf("Secure Boot: shim and GRUB from %s, GRUB and kernel signed by %q", c.From, c.Signer)
+	}
+	b.signed = c
+	return nil
+}
+
+// kernelPiece is the kernel the disk boots as assembled: captured from the
+// root for a system disk, c2vm's own file for an app disk.
+func (b *build) kernelPiece() (secureboot.Piece, error) {
+	if b.app != nil {
+		p := b.app.kernel
+		r, err := os.OpenRoot(filepath.Dir(p))
+		if err != nil {
+			return secureboot.Piece{Path: p}, err
+		}
+		defer r.Close()
+		data, err := secureboot.ReadFile(r, filepath.Base(p))
+		return secureboot.Piece{Path: p, Data: data}, err
+	}
+	k := b.kernel
+	if k == nil || k.err != nil || k.data == nil {
+		why := errors.New("not a regular file c2vm could read as the root was written")
+		if k != nil && k.err != nil {
+			why = k.err
+		}
+		return secureboot.Piece{Path: "/" + b.boot.Kernel}, why
+	}
+	return secureboot.Piece{Path: "/" + k.path, Data: k.data}, nil
+}
+
+// captured is one file's bytes kept while the root is written.
+type captured struct {
+	path string
+	data []byte
+	err  error
+}
+
+// captureSink passes every entry on and keeps the bytes of one regular
+// file, up to secureboot.MaxFile.
+type captureSink struct {
+	rootfs.Sink
+	want *captured
+}
+
+func (s *captureSink) Add(e *rootfs.Entry, data io.Reader) error {
+	if e.Path != s.want.path || data == nil {
+		return s.Sink.Add(e, data)
+	}
+	if e.Kind != rootfs.KindReg || e.Data != nil || e.Size > secureboot.MaxFile {
+		s.want.err = fmt.Errorf("not a plain regular file of at most %d bytes", secureboot.MaxFile)
+		return s.Sink.Add(e, data)
+	}
+	var buf bytes.Buffer
+	err := s.Sink.Add(e, io.TeeReader(data, &buf))
+	if err == nil {
+		s.want.data = buf.Bytes()
+	}
+	return err
+}
