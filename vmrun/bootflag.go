@@ -19,6 +19,10 @@ func checkBoot(o Options) error {
 	case "", bootAuto, bootFirmware:
 		return nil
 	case bootKernel:
+		if o.SecureBoot {
+			return usererr.New("--boot kernel starts the kernel without firmware, so --secure-boot would check no signature",
+				"use --boot firmware (or auto) to boot through the Secure Boot firmware, or drop --secure-boot")
+		}
 		if o.Firmware == "bios" || o.Firmware == "uefi" {
 			return usererr.New(fmt.Sprintf("--boot kernel starts the kernel without the disk's firmware, so --firmware %s has nothing to do", o.Firmware),
 				"drop --firmware to start the kernel directly, or use --boot firmware to boot through that firmware")

@@ -61,13 +61,15 @@ func (p *plan) safeDirectFiles(ctx context.Context) (d *directBoot, err error) {
 
 // wantsDirect tells whether the run tries the direct boot: asked for, or
 // auto with no firmware asked for (--firmware bios and uefi boot through
-// that firmware, to try it).
+// that firmware, to try it). Secure Boot checks what the firmware loads,
+// so it always boots through the firmware; checkBoot refuses it with
+// --boot kernel.
 func (p *plan) wantsDirect() bool {
 	switch p.o.Boot {
 	case bootKernel:
 		return true
 	case "", bootAuto:
-		return p.o.Firmware == "" || p.o.Firmware == "auto"
+		return !p.o.SecureBoot && (p.o.Firmware == "" || p.o.Firmware == "auto")
 	}
 	return false
 }

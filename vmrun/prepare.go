@@ -116,7 +116,12 @@ func (p *plan) inspect(ctx context.Context) error {
 		}
 		p.head = head
 	}
-	if p.firmware, err = chooseFirmware(o.Disk, head, headErr, o.Firmware, p.meta); err != nil {
+	want := o.Firmware
+	if o.SecureBoot {
+		// Whatever the disk's table says: Secure Boot is UEFI's.
+		want = "uefi"
+	}
+	if p.firmware, err = chooseFirmware(o.Disk, head, headErr, want, p.meta); err != nil {
 		return err
 	}
 	if note := firmwareBusNote(p.firmware, o.DiskBus); note != "" {

@@ -41,6 +41,10 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 		machine, hw.noROM = leanMachine, true
 		display = append(display, leanArgs()...)
 	}
+	if o.SecureBoot {
+		// Never lean: Secure Boot runs no direct boot (wantsDirect).
+		machine = secureMachine(machine)
+	}
 	args := []string{"-machine", machine, "-accel", accel, "-m", strings.TrimSpace(o.Memory), "-smp", fmt.Sprint(o.CPUs)}
 	args = append(args, display...)
 	args = append(args, "-no-reboot", "-serial", "mon:stdio")
@@ -111,31 +115,42 @@ func qmpArgs(id, path string) []string {
 		"-mon", "chardev=" + id + ",mode=control"}
 }
 
-// uefiArgs gives OVMF a variable store of the VM's own, made from the
-// firmware's template on the VM's first UEFI boot, so that boot entries
-// persist with the VM. A run that keeps nothing gets a fresh copy in its
-// temporary directory.
+// uefiArgs boots the run's OVMF build (plain, or Secure Boot's) with a
+// variable store of the VM's own.
 func (p *plan) uefiArgs() ([]string, error) {
-	code := filepath.Join(ovmfDir, "OVMF_CODE_4M.fd")
-	vars, err := os.ReadFile(filepath.Join(ovmfDir, "OVMF_VARS_4M.fd"))
+	fw := p.uefiBuild()
+	code := filepath.Join(ovmfDir, fw.code)
+	vars, err := os.ReadFile(filepath.Join(ovmfDir, fw.vars))
 	if _, cerr := os.Stat(code); err != nil || cerr != nil {
-		return nil, &hosttools.MissingToolError{Tool: "UEFI firmware (OVMF)", Package: "ovmf"}
+		return nil, &hosttools.MissingToolError{Tool: fw.tool, Package: "ovmf"}
 	}
-	varsCopy := filepath.Join(p.work, varsFile)
-	if p.vm != nil && !p.o.Snapshot {
-		varsCopy = p.vm.file(varsFile)
-		if !p.vm.regular(varsFile) {
-			err = p.vm.writeNew(varsFile, vars)
-		}
-	} else {
-		err = os.WriteFile(varsCopy, vars, 0o600)
-	}
+	varsCopy, err := p.varsCopy(fw.varsFile, vars)
 	if err != nil {
 		return nil, err
 	}
-	return []string{
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(varsCopy)}, nil
+	if p.o.SecureBoot {
+		p.notes = append(p.notes, firmwareNote(code))
+	}
+	return append(append([]string(nil), fw.globals...),
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+optValue(varsCopy)), nil
+}
+
+// varsCopy is the variable store's file: the VM's own, made from template
+// on its first boot with this build, so that boot entries persist with the
+// VM. A run that keeps nothing gets a fresh copy in its temporary
+// directory.
+func (p *plan) varsCopy(name string, template []byte) (string, error) {
+	if p.vm == nil || p.o.Snapshot {
+		path := filepath.Join(p.work, name)
+		return path, os.WriteFile(path, template, 0o600)
+	}
+	if !p.vm.regular(name) {
+		if err := p.vm.writeNew(name, template); err != nil {
+			return "", err
+		}
+	}
+	return p.vm.file(name), nil
 }
 
 // optValue escapes a path for QEMU's key=value,… syntax, where a doubled

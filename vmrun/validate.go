@@ -83,6 +83,11 @@ func checkOptions(o Options) error {
 		return usererr.New("--quit-on-expect needs --expect TEXT: it stops the guest when TEXT appears",
 			"add --expect TEXT (e.g. --expect 'login:'), or drop --quit-on-expect")
 	}
+	// Secure Boot's check comes first. checkHardware's fix for --disk-bus
+	// ide is --machine pc, which Secure Boot rules out.
+	if err := checkSecureBoot(o); err != nil {
+		return err
+	}
 	if _, err := checkHardware(o); err != nil {
 		return err
 	}

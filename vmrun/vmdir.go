@@ -16,13 +16,14 @@ import (
 
 // The files of a VM's state directory.
 const (
-	overlayFile    = "overlay.qcow2"
-	varsFile       = "OVMF_VARS.fd"
-	consoleFile    = "console.log"
-	ctlFile        = "ctl.sock"
-	stateFile      = "state.json"
-	lockFile       = "lock"
-	knownHostsFile = "known_hosts"
+	overlayFile     = "overlay.qcow2"
+	varsFile        = "OVMF_VARS.fd"
+	secbootVarsFile = "OVMF_VARS.secboot.fd" // --secure-boot's, apart from the plain store
+	consoleFile     = "console.log"
+	ctlFile         = "ctl.sock"
+	stateFile       = "state.json"
+	lockFile        = "lock"
+	knownHostsFile  = "known_hosts"
 )
 
 // vmDir is one VM's state directory, opened and checked.

@@ -37,13 +37,17 @@ type Options struct {
 	CPUs     int    // 2
 
 	// Boot is how the disk starts: "auto" or "" (an app disk's kernel
-	// directly, other disks, and runs given a firmware, through the
-	// firmware), "firmware" (the firmware and the disk's GRUB, as every
-	// hypervisor boots it) or "kernel" (QEMU starts the kernel and
-	// initramfs it reads from the disk: app mode's, or a system disk's
-	// /vmlinuz and /initrd.img). A disk that cannot start directly boots
+	// directly, other disks, and runs given a firmware or SecureBoot,
+	// through the firmware), "firmware" (the firmware and the disk's
+	// GRUB, as every hypervisor boots it) or "kernel" (QEMU starts the
+	// kernel and initramfs it reads from the disk: app mode's, or a system
+	// disk's /vmlinuz and /initrd.img). A disk that cannot start directly boots
 	// through the firmware, with a note.
 	Boot string
+	// SecureBoot boots OVMF's Secure Boot build, enforcing, with
+	// Microsoft's keys enrolled, on q35 with SMM. It implies UEFI, and
+	// refuses --firmware bios, another machine and --boot kernel.
+	SecureBoot bool
 
 	// Name is the VM's: its state directory, and what c2vm ls, ssh, logs,
 	// stop and rm take. "" derives one from the disk's file (see

@@ -29,8 +29,9 @@ the background: c2vm ls, logs, ssh, stop and rm take its name.
 
 An app-mode disk starts its kernel directly, without firmware and GRUB
 (--boot auto; --boot firmware boots it as other hypervisors do). The
-firmware follows the disk's partition table (--firmware auto). Ports the
-image exposes (c2vm.json beside the disk) are forwarded to 127.0.0.1; -p adds
+firmware follows the disk's partition table (--firmware auto); --secure-boot
+boots UEFI with Secure Boot enforced and Microsoft's keys. Ports the image
+exposes (c2vm.json beside the disk) are forwarded to 127.0.0.1; -p adds
 forwards like docker run -p; --ssh forwards one to the guest's SSH server and
 prints the ssh command once it answers; --wait-port waits for other ports.
 --cloud-init FILE gives cloud-init in the guest its user-data. SIGINT,
@@ -72,7 +73,8 @@ QEMU killed); 1 on a timeout or any other failure, with a message.`,
 	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes at exit (a temporary overlay)")
 	f.BoolVar(&o.InPlace, "in-place", false, "write the guest's writes into DISK itself (and grow it to --disk-size); a disk booted once carries that boot's SSH host keys, machine-id and logs: never upload it as an image")
 	f.StringVar(&o.Firmware, "firmware", "auto", "firmware: auto (from the disk's partition table), bios or uefi (OVMF)")
-	f.StringVar(&o.Boot, "boot", "auto", "how the disk starts: auto (an app disk's kernel directly, unless --firmware names one; other disks through their firmware), firmware (firmware and GRUB, as other hypervisors boot it) or kernel (QEMU starts the kernel and initramfs read from the disk)")
+	f.BoolVar(&o.SecureBoot, "secure-boot", false, "boot UEFI with Secure Boot enforced: OVMF's Secure Boot build with Microsoft's keys enrolled, on q35 with SMM, and a variable store of its own; not with --firmware bios, --machine pc or --boot kernel")
+	f.StringVar(&o.Boot, "boot", "auto", "how the disk starts: auto (an app disk's kernel directly, unless --firmware names one or --secure-boot is given; other disks through their firmware), firmware (firmware and GRUB, as other hypervisors boot it) or kernel (QEMU starts the kernel and initramfs read from the disk)")
 	f.StringVar(&o.Expect, "expect", "", "succeed only if TEXT appears on the console (and the guest then powers off)")
 	f.BoolVar(&o.QuitOnExpect, "quit-on-expect", false, "with --expect: stop the guest as soon as TEXT appears (e.g. 'login:') instead of waiting for it to power off")
 	f.DurationVar(&o.Timeout, "timeout", 0, "fail, stopping the guest, if it still runs after this long (e.g. 5m); 0 waits forever")
