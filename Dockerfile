@@ -19,6 +19,10 @@ FROM debian:trixie-slim
 # (signed, every driver a module), unpacked with its modules where
 # `c2vm assemble --mode app` looks (C2VM_KERNEL_DIR), not installed: no
 # initramfs hook runs, c2vm builds its own initramfs.
+# Debian's signed UEFI chain (shim signed by Microsoft, GRUB and MokManager
+# signed by Debian), unpacked where `c2vm assemble` looks
+# (/usr/lib/c2vm/secureboot), not installed: app disks, and images with a
+# Debian kernel of their own, boot with Secure Boot on through it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       fdisk dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin qemu-utils \
@@ -26,8 +30,13 @@ RUN apt-get update \
  && apt-get download $(apt-cache depends --no-recommends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)/\1/p' | head -n1) \
  && mkdir -p /usr/lib/c2vm/kernel && dpkg -x linux-image-*.deb /usr/lib/c2vm/kernel \
  && rm -f linux-image-*.deb \
+ && apt-get download shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed \
+ && mkdir -p /usr/lib/c2vm/secureboot \
+ && for f in shim-signed_*.deb shim-helpers-amd64-signed_*.deb grub-efi-amd64-signed_*.deb; do dpkg -x "$f" /usr/lib/c2vm/secureboot; done \
+ && rm -f ./*.deb \
  && rm -rf /var/lib/apt/lists/*
-ENV C2VM_KERNEL_DIR=/usr/lib/c2vm/kernel
+ENV C2VM_KERNEL_DIR=/usr/lib/c2vm/kernel \
+    C2VM_SECURE_BOOT_DIR=/usr/lib/c2vm/secureboot
 COPY --from=build /out/c2vm /usr/bin/c2vm
 # What the frontend needs from BuildKit: its inputs (named contexts),
 # subrequests (--call outline/targets), and no network for itself.

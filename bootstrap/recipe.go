@@ -23,6 +23,8 @@ type Options struct {
 	// Epoch is SOURCE_DATE_EPOCH (digits), or "": with it, the steps that
 	// install packages leave no trace of when they ran.
 	Epoch string
+	// SecureBoot is C2VM_SECURE_BOOT: off fetches no signed chain.
+	SecureBoot string
 }
 
 // constraints are the options every bootstrap step gets.
@@ -40,6 +42,9 @@ type Recipe interface {
 	Name() string
 	// Install adds a kernel, init and initramfs to the target.
 	Install(st llb.State, o Options) llb.State
+	// SignedBoot fetches the distribution's signed shim and GRUB, for a
+	// disk that boots with Secure Boot on; ok is false where it has none.
+	SignedBoot(st llb.State, o Options) (signed llb.State, ok bool)
 }
 
 // UnsupportedError says which distribution was found and what to do.

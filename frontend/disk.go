@@ -25,7 +25,7 @@ import (
 func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.ImageConfig, tools llb.State, p ocispecs.Platform, set settings, cacheNS string, note func(string)) (llb.State, error) {
 	var err error
 	bo := set.bootstrap
-	bo.Arch, bo.CacheNS = p.Architecture, cacheNS
+	bo.Arch, bo.CacheNS, bo.SecureBoot = p.Architecture, cacheNS, set.disk.SecureBoot
 	if bo.Access.AuthorizedKeys, err = keysFromContext(ctx, c, bo.Access.AuthorizedKeys, set.keysFrom, p); err != nil {
 		return llb.State{}, err
 	}
@@ -68,6 +68,7 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 	} else if set.app == bootstrap.ServiceAlways {
 		return llb.State{}, errNoSystemd
 	}
+	do.Signed = t.signed
 	return c2llb.Disk(rootfs, tools, do), nil
 }
 
@@ -81,9 +82,14 @@ func bootable(ctx context.Context, c client.Client, st, tools llb.State, p ocisp
 		return configured(ctx, c, bootstrap.Configure(st, tools, bo, bootstrap.Guest{Systemd: true, Resolved: true}), p)
 	}
 	if t.ownBoot {
+		if t.recipe != nil && t.apt {
+			// Its own kernel may be the distribution's, signed.
+			t.signed = signedBoot(t.recipe, st, bo)
+		}
 		return configured(ctx, c, bootstrap.Configure(st, tools, bo, bootstrap.Guest{OwnBoot: true, Systemd: t.systemd, Resolved: t.resolved}), p)
 	}
 	installed := t.recipe.Install(st, bo)
+	t.signed = signedBoot(t.recipe, st, bo)
 	// Evaluate here so that a failing install is reported as such, and a
 	// failing configuration as that.
 	if err := evaluate(ctx, c, installed, p); err != nil {

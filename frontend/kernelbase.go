@@ -5,6 +5,7 @@ import (
 
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/exporter/secureboot"
 	c2llb "github.com/c2vm/c2vm/llb"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -50,6 +51,7 @@ func kernelBeneath(ctx context.Context, c client.Client, st llb.State, p ocispec
 	}
 	t := probe(ctx, fref)
 	t.beneath = true
+	t.signed = signedBoot(bt.recipe, base, bo)
 	return re, t, true, nil
 }
 
@@ -67,4 +69,17 @@ func buildTarget(ctx context.Context, c client.Client, st llb.State, p ocispecs.
 		return nil, llb.State{}, err
 	}
 	return probe(ctx, ref), st, nil
+}
+
+// signedBoot fetches the distribution's signed shim and GRUB from the
+// image the kernel is installed on, unless Secure Boot is off.
+func signedBoot(r bootstrap.Recipe, st llb.State, bo bootstrap.Options) *llb.State {
+	if bo.SecureBoot == string(secureboot.ModeOff) {
+		return nil
+	}
+	s, ok := r.SignedBoot(st, bo)
+	if !ok {
+		return nil
+	}
+	return &s
 }

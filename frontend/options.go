@@ -11,6 +11,7 @@ import (
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/bootstrap/accounts"
 	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/exporter/secureboot"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
 )
@@ -35,6 +36,7 @@ var options = []Option{
 	{"C2VM_USER", "", "NAME[:UID]: a user with a home, in the sudo (or wheel) and docker groups, who gets the keys (system mode)"},
 	{"C2VM_USER_PASSWORD_SECRET", "", "id of a --secret holding a crypt(3) hash for C2VM_USER; without it the user has no password"},
 	{"C2VM_SUDO_NOPASSWD", "0", "1: C2VM_USER may use sudo without a password"},
+	{"C2VM_SECURE_BOOT", "auto", "auto (UEFI boots through the distribution's signed shim, GRUB and kernel when every piece is signed, else c2vm's GRUB with a note naming the unsigned piece), require (fail the build unless signed) or off (c2vm's GRUB)"},
 	{"C2VM_CLOUD_INIT", "0", "1: install cloud-init (NoCloud, ConfigDrive, EC2, GCE, Azure, OpenStack), which then makes users, installs keys and sets the hostname (system mode)"},
 }
 
@@ -84,8 +86,12 @@ func parseOptions(args map[string]string) (settings, error) {
 	if !hostnameRE.MatchString(host) {
 		return s, fmt.Errorf("C2VM_HOSTNAME %q is not a valid hostname: use letters, digits and inner hyphens, at most 63", host)
 	}
+	sb, err := secureboot.ParseMode(get("C2VM_SECURE_BOOT"))
+	if err != nil {
+		return s, fmt.Errorf("C2VM_SECURE_BOOT: %w", err)
+	}
 	s.disk = c2llb.DiskOptions{Formats: formats[1:], Size: get("C2VM_DISK_SIZE"), Firmware: string(fw),
-		Cmdline: get("C2VM_KERNEL_CMDLINE"), Epoch: args["SOURCE_DATE_EPOCH"]}
+		Cmdline: get("C2VM_KERNEL_CMDLINE"), Epoch: args["SOURCE_DATE_EPOCH"], SecureBoot: string(sb)}
 	epoch := args["SOURCE_DATE_EPOCH"]
 	if n, err := strconv.ParseUint(epoch, 10, 63); epoch != "" && (err != nil || strconv.FormatUint(n, 10) != epoch) {
 		return s, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds: set it to a Unix time, such as $(git log -1 --format=%%ct)", epoch)

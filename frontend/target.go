@@ -9,6 +9,7 @@ import (
 	"github.com/c2vm/c2vm/bootstrap"
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -23,7 +24,8 @@ type target struct {
 	apt      bool             // a package manager the recipes use
 	systemd  bool
 	resolved bool
-	beneath  bool // c2vm installed the kernel on the base, beneath the user's steps
+	beneath  bool       // c2vm installed the kernel on the base, beneath the user's steps
+	signed   *llb.State // the distribution's signed shim and GRUB, fetched beside the kernel
 }
 
 func probe(ctx context.Context, ref client.Reference) *target {

@@ -33,6 +33,12 @@ type DiskOptions struct {
 	ImageConfig []byte
 	// Hostname is the app-mode VM's hostname.
 	Hostname string
+	// SecureBoot is auto, require or off (secureboot.Mode); "" is auto.
+	SecureBoot string
+	// Signed, when set, holds the distribution's signed shim and GRUB
+	// (bootstrap's SignedBoot) under SignedDir, tried before the c2vm
+	// image's own.
+	Signed *bk.State
 }
 
 const (
@@ -42,6 +48,10 @@ const (
 	configDir = "/c2vm-config"
 	// KernelDir is where the c2vm image keeps Debian's kernel for app mode.
 	KernelDir = "/usr/lib/c2vm/kernel"
+	// SecureBootDir is where the c2vm image keeps Debian's signed shim and
+	// GRUB, for app mode and for images with their own Debian kernel.
+	SecureBootDir = "/usr/lib/c2vm/secureboot"
+	signedDir     = "/c2vm-signed"
 )
 
 // Disk runs `c2vm assemble` from the tools image (the c2vm image itself)
@@ -142,6 +152,17 @@ func assemble(rootfs, tools bk.State, o DiskOptions, formats []disk.Format) bk.S
 		}
 	}
 	var mounts []bk.RunOption
+	if o.SecureBoot != "" {
+		args = append(args, "--secure-boot", o.SecureBoot)
+	}
+	if o.SecureBoot != "off" {
+		if o.Signed != nil {
+			mounts = append(mounts, bk.AddMount(signedDir, *o.Signed, bk.Readonly))
+			args = append(args, "--secure-boot-dir", signedDir)
+		}
+		// Image ENV does not reach an LLB exec: named here.
+		args = append(args, "--secure-boot-dir", SecureBootDir)
+	}
 	if o.ImageConfig != nil {
 		// A file, not an argument: the config is image input.
 		cfg := bk.Scratch().File(bk.Mkfile("/config.json", 0o644, o.ImageConfig), bk.WithCustomName("image config"))

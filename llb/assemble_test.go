@@ -36,7 +36,7 @@ func TestDiskAssembleStep(t *testing.T) {
 	if asm == nil {
 		t.Fatal("no c2vm assemble step")
 	}
-	want := "c2vm assemble --quiet -o /out --size 4G --firmware hybrid --cmdline quiet /rootfs"
+	want := "c2vm assemble --quiet -o /out --size 4G --firmware hybrid --cmdline quiet --secure-boot-dir /usr/lib/c2vm/secureboot /rootfs"
 	if got := strings.Join(asm.Meta.Args, " "); got != want {
 		t.Errorf("args %q, want %q", got, want)
 	}
@@ -147,28 +147,15 @@ func TestNoCache(t *testing.T) {
 func TestDiskAppMode(t *testing.T) {
 	rootfs := bk.Image("docker.io/library/busybox:latest")
 	st := Disk(rootfs, bk.Image("127.0.0.1:5000/c2vm:dev"), DiskOptions{Mode: "app", Hostname: "box", ImageConfig: []byte(`{"Cmd":["sh","-c","evil; $(x)"]}`)})
-	ops := llbtest.Ops(t, st)
-	var asm *pb.ExecOp
-	for _, e := range llbtest.Execs(ops) {
-		if slices.Contains(e.Meta.Args, "assemble") {
-			asm = e
-		}
-	}
-	args := strings.Join(asm.Meta.Args, " ")
-	if args != "c2vm assemble --quiet -o /out --mode app --kernel-dir /usr/lib/c2vm/kernel --hostname box --image-config /c2vm-config/config.json /rootfs" {
+	args, asm := assembleExec(t, st)
+	if args != "c2vm assemble --quiet -o /out --mode app --kernel-dir /usr/lib/c2vm/kernel --hostname box --secure-boot-dir /usr/lib/c2vm/secureboot --image-config /c2vm-config/config.json /rootfs" {
 		t.Errorf("args %q", args)
 	}
-	var cfg *pb.Mount
-	for _, m := range asm.Mounts {
-		if m.Dest == "/c2vm-config" {
-			cfg = m
-		}
-	}
-	if cfg == nil || !cfg.Readonly {
-		t.Fatalf("config not mounted read-only: %+v", cfg)
+	if cfg := mountAt(asm, "/c2vm-config"); cfg == nil || !cfg.Readonly {
+		t.Fatalf("config not mounted read-only: %+v", mountAt(asm, "/c2vm-config"))
 	}
 	var data string
-	for _, a := range llbtest.FileActions(ops) {
+	for _, a := range llbtest.FileActions(llbtest.Ops(t, st)) {
 		if mk := a.GetMkfile(); mk != nil && mk.Path == "/config.json" {
 			data = string(mk.Data)
 		}
@@ -341,4 +328,46 @@ func mustFormats(t *testing.T, s string) []disk.Format {
 
 func isConvert(e *pb.ExecOp) bool {
 	return len(e.Meta.Args) > 1 && e.Meta.Args[0] == "c2vm" && e.Meta.Args[1] == "convert"
+}
+
+// The distribution's signed chain reaches the assembly on a read-only
+// mount, tried before the c2vm image's own; off asks for neither.
+func TestDiskSecureBoot(t *testing.T) {
+	rootfs := bk.Image("docker.io/library/debian:bookworm")
+	signed := bk.Image("docker.io/library/debian:bookworm").Run(bk.Shlex("true")).AddMount("/c2vm-signed", bk.Scratch())
+	asmArgs := func(o DiskOptions) (string, *pb.ExecOp) {
+		return assembleExec(t, Disk(rootfs, bk.Image("127.0.0.1:5000/c2vm:dev"), o))
+	}
+	args, asm := asmArgs(DiskOptions{SecureBoot: "require", Signed: &signed})
+	if want := "c2vm assemble --quiet -o /out --secure-boot require --secure-boot-dir /c2vm-signed --secure-boot-dir /usr/lib/c2vm/secureboot /rootfs"; args != want {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	if m := mountAt(asm, "/c2vm-signed"); m == nil || !m.Readonly {
+		t.Errorf("signed chain mount %+v, want a read-only mount at /c2vm-signed", mountAt(asm, "/c2vm-signed"))
+	}
+	if args, _ := asmArgs(DiskOptions{SecureBoot: "off", Signed: &signed}); args != "c2vm assemble --quiet -o /out --secure-boot off /rootfs" {
+		t.Errorf("off: args %q", args)
+	}
+}
+
+// assembleExec is st's c2vm assemble step and its arguments.
+func assembleExec(t *testing.T, st bk.State) (string, *pb.ExecOp) {
+	t.Helper()
+	for _, e := range llbtest.Execs(llbtest.Ops(t, st)) {
+		if slices.Contains(e.Meta.Args, "assemble") {
+			return strings.Join(e.Meta.Args, " "), e
+		}
+	}
+	t.Fatal("no c2vm assemble step")
+	return "", nil
+}
+
+// mountAt is e's mount at dest, or nil.
+func mountAt(e *pb.ExecOp, dest string) *pb.Mount {
+	for _, m := range e.Mounts {
+		if m.Dest == dest {
+			return m
+		}
+	}
+	return nil
 }
