@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"strings"
 
+	"github.com/c2vm/c2vm/exporter/secureboot"
 	"github.com/moby/buildkit/client/llb"
 )
 
@@ -23,27 +24,34 @@ const ubuntuChainSuite = "noble"
 
 // ubuntuSignedScript downloads the chain's packages from ubuntuChainSuite
 // through the image's own apt, with a sources list of its own naming the
-// image's archive and Ubuntu's archive key, so apt checks them against the
-// suite's signed Release. They are unpacked into SignedBootDir, not
-// installed: their maintainer scripts would run grub-install against the
-// build host's ESP, and the guest's ESP is written by c2vm.
+// image's Ubuntu archive (as apt reads its sources: the URI that serves
+// the image's release, main) and Ubuntu's archive key, so apt checks them
+// against the suite's signed Release. They are unpacked into
+// SignedBootDir, not installed: their maintainer scripts would run
+// grub-install against the build host's ESP, and the guest's ESP is
+// written by c2vm. The step never fails: without a chain, it leaves the
+// reason in FetchErrorFile, which assembly reports (auto) or fails with
+// (require).
 func ubuntuSignedScript() string {
 	s := ubuntuChainSuite
 	return strings.Join([]string{
-		"set -eu",
+		"set -u",
+		"out=" + SignedBootDir,
+		"fail() { echo \"c2vm: $1\" >&2; printf '%s\\n' \"$1\" >$out/" + secureboot.FetchErrorFile + "; exit 0; }",
+		"[ -r /etc/os-release ] && . /etc/os-release",
 		"a=/tmp/c2vm-apt",
 		"mkdir -p $a/lists/partial $a/debs",
-		"uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $1; exit}')",
-		"[ -n \"$uri\" ] || uri=$(awk '$1==\"deb\" {print $2; exit}' /etc/apt/sources.list)",
-		"[ -n \"$uri\" ] || { echo 'c2vm: no Ubuntu archive in the image'\"'\"'s apt sources, to fetch the signed shim and GRUB from' >&2; exit 1; }",
+		"uri=$(apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null | awk -v c=\"${VERSION_CODENAME:-}\" '$2==c && $3==\"main\" {print $1; exit}')",
+		"[ -n \"$uri\" ] || fail \"no Ubuntu archive serving ${VERSION_CODENAME:-this release} (main) in the image's apt sources, to fetch the signed shim and GRUB from\"",
 		"k=/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+		"[ -r $k ] || fail \"no Ubuntu archive key ($k) to check the signed shim and GRUB with\"",
 		"printf 'deb [signed-by=%s] %s " + s + " main\\ndeb [signed-by=%s] %s " + s + "-updates main\\n' $k \"$uri\" $k \"$uri\" >$a/sources.list",
 		"o=\"-o Dir::Etc::SourceList=$a/sources.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=$a/lists -o APT::Architecture=amd64\"",
-		"apt-get $o update",
+		"apt-get $o update || fail \"apt-get update of " + s + " from $uri failed (above)\"",
 		"chmod 0777 $a/debs",
 		"cd $a/debs",
-		"apt-get $o download shim-signed grub-efi-amd64-signed shim",
-		"for f in *.deb; do dpkg-deb -x \"$f\" " + SignedBootDir + "; done",
+		"apt-get $o download shim-signed grub-efi-amd64-signed shim || fail \"apt-get download of shim-signed, grub-efi-amd64-signed and shim (" + s + ") failed (above)\"",
+		"for f in *.deb; do dpkg-deb -x \"$f\" $out || fail \"dpkg-deb -x $f failed\"; done",
 		"cd /",
 		"rm -rf $a",
 	}, "\n")

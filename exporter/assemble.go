@@ -41,7 +41,7 @@ type Options struct {
 	Access    *Access         // root's SSH keys and password; nil for none
 
 	SecureBoot     secureboot.Mode // auto (""), require or off
-	SecureBootDirs []string        // where the signed shim and GRUB are; nil: SecureBootDirs()
+	SecureBootDirs []string        // where the signed shim and GRUB are, in order; nil: SecureBootDirs()
 
 	start time.Time
 }

@@ -27,7 +27,19 @@ func SecureBootDirs() []string {
 // wantKernel says whether writing the root must keep the kernel's bytes:
 // a system disk with an ESP whose chain may be signed.
 func (b *build) wantKernel() bool {
-	return b.layout.ESP != nil && b.mode == disk.ModeSystem && b.opts.SecureBoot != secureboot.ModeOff && b.boot.Kernel != ""
+	return b.layout.ESP != nil && b.mode == disk.ModeSystem && b.opts.SecureBoot != secureboot.ModeOff && b.bootKernel() != ""
+}
+
+// bootKernel is the file GRUB boots first on a system disk (grub.Config):
+// the target of the distribution's first kernel link when it has one,
+// else the newest versioned kernel.
+func (b *build) bootKernel() string {
+	if len(b.boot.Stable) > 0 {
+		if p, ok := b.inv.Resolve(b.boot.Stable[0][0]); ok {
+			return p
+		}
+	}
+	return b.boot.Kernel
 }
 
 // decideSecureBoot picks the ESP's chain: signed when every piece
@@ -45,6 +57,7 @@ func (b *build) decideSecureBoot() error {
 		dirs = SecureBootDirs()
 	}
 	c, note, err := secureboot.Decide(mode, dirs, b.kernelPiece)
+	b.kernel = nil // up to MaxFile bytes, no longer needed
 	if err != nil {
 		return err
 	}
@@ -81,7 +94,7 @@ func (b *build) kernelPiece() (secureboot.Piece, error) {
 		if k != nil && k.err != nil {
 			why = k.err
 		}
-		return secureboot.Piece{Path: "/" + b.boot.Kernel}, why
+		return secureboot.Piece{Path: "/" + b.bootKernel()}, why
 	}
 	return secureboot.Piece{Path: "/" + k.path, Data: k.data}, nil
 }

@@ -17,7 +17,7 @@ type secureBootFlags struct {
 
 func (s *secureBootFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.mode, "secure-boot", "auto", "auto (the distribution's signed shim, GRUB and kernel when every piece is signed, else c2vm's GRUB, saying which piece is not), require (fail unless signed) or off; default from $C2VM_SECURE_BOOT")
-	f.StringArrayVar(&s.dirs, "secure-boot-dir", nil, "a root holding the signed shim and GRUB as Debian and Ubuntu install them (usr/lib/shim, usr/lib/grub/x86_64-efi-signed); repeatable; default $C2VM_SECURE_BOOT_DIR, /usr/lib/c2vm/secureboot, /")
+	f.StringArrayVar(&s.dirs, "secure-boot-dir", nil, "a root holding the signed shim and GRUB as Debian and Ubuntu install them (usr/lib/shim, usr/lib/grub/x86_64-efi-signed); repeatable, tried in order; default $C2VM_SECURE_BOOT_DIR, /usr/lib/c2vm/secureboot, /")
 }
 
 // apply puts the flags into o; $C2VM_SECURE_BOOT stands in for an unset

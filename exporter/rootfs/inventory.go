@@ -166,6 +166,10 @@ func kernelName(base string) bool {
 	return strings.HasPrefix(base, "vmlinuz") || strings.HasPrefix(base, "initrd") || strings.HasPrefix(base, "initramfs")
 }
 
+// Resolve follows symlinks among the boot entries to a regular file (or a
+// hardlink to one), as GRUB follows them at boot.
+func (inv *Inventory) Resolve(name string) (string, bool) { return inv.resolve(name) }
+
 // resolve follows symlinks among the boot entries to a regular file.
 func (inv *Inventory) resolve(name string) (string, bool) {
 	for range 8 {

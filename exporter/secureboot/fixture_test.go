@@ -1,6 +1,7 @@
 package secureboot
 
 import (
+	"crypto"
 	"errors"
 	"os"
 	"path/filepath"
@@ -124,4 +125,33 @@ func stripSignature(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out[:r.Offset]
+}
+
+// A kernel whose signer shim revokes (its vendor dbx, as Ubuntu's shim
+// revokes Canonical's keys from before 2022), or whose digest it lists, is
+// refused as shim would refuse it.
+func TestFixtureRevoked(t *testing.T) {
+	f, k := fixture(t)
+	v, err := VendorCerts(f.Shim.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.verify(k.Data); err != nil {
+		t.Fatalf("the kernel before revoking: %v", err)
+	}
+	sigs, err := authenticode.Signatures(k.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCert := *v
+	byCert.RevokedCerts = append(byCert.RevokedCerts, sigs[0].Signer)
+	if _, err := byCert.verify(k.Data); err == nil || !strings.Contains(err.Error(), "which shim revokes") {
+		t.Errorf("revoked signer: %v", err)
+	}
+	d, _ := authenticode.Digest(k.Data, crypto.SHA256)
+	byDigest := *v
+	byDigest.RevokedDigests = append(byDigest.RevokedDigests, d)
+	if _, err := byDigest.verify(k.Data); err == nil || !strings.Contains(err.Error(), "revokes this very image") {
+		t.Errorf("revoked digest: %v", err)
+	}
 }

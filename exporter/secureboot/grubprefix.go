@@ -50,10 +50,10 @@ func GRUBVendor(img []byte) string {
 	}
 	var info moduleInfo
 	binary.Read(bytes.NewReader(mods), binary.LittleEndian, &info)
-	if info.Magic != moduleMagic || info.Offset > uint64(len(mods)) || info.Size > uint64(len(mods)) {
+	if info.Magic != moduleMagic || info.Offset > info.Size || info.Size > uint64(len(mods)) {
 		return ""
 	}
-	b := mods[info.Offset:min(info.Size, uint64(len(mods)))]
+	b := mods[info.Offset:info.Size]
 	for len(b) >= 8 {
 		h := moduleHeader{binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])}
 		if h.Size < 8 || uint64(h.Size) > uint64(len(b)) {

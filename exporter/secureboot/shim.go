@@ -23,9 +23,19 @@ type vendorCertTable struct {
 // a short signature list, some KiB.
 const maxVendorSection = 1 << 20
 
-// VendorCerts returns the certificates built into shim: those it checks
-// GRUB and the kernel against. shim must have been verified first.
-func VendorCerts(shim []byte) ([]*x509.Certificate, error) {
+// Vendor is what shim's .vendor_cert section says: the certificates it
+// checks GRUB and the kernel against, and what it revokes (its vendor
+// dbx): signing certificates, such as Canonical's keys from before 2022,
+// and SHA-256 digests of images.
+type Vendor struct {
+	Certs          []*x509.Certificate
+	RevokedCerts   []*x509.Certificate
+	RevokedDigests [][]byte
+}
+
+// VendorCerts reads shim's vendor section. shim must have been verified
+// first.
+func VendorCerts(shim []byte) (*Vendor, error) {
 	f, err := pe.NewFile(bytes.NewReader(shim))
 	if err != nil {
 		return nil, fmt.Errorf("shim is not a PE image: %w", err)
@@ -46,18 +56,19 @@ func VendorCerts(shim []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("shim's .vendor_cert section is too short")
 	}
 	end := uint64(t.AuthorizedOffset) + uint64(t.AuthorizedSize)
-	if t.AuthorizedSize == 0 || end > uint64(len(sec)) {
-		return nil, fmt.Errorf("shim's vendor certificate lies outside its section")
+	dend := uint64(t.DeauthorizedOffset) + uint64(t.DeauthorizedSize)
+	if t.AuthorizedSize == 0 || end > uint64(len(sec)) || dend > uint64(len(sec)) {
+		return nil, fmt.Errorf("shim's vendor certificate or revocation list lies outside its section")
 	}
+	v := &Vendor{}
 	auth := sec[t.AuthorizedOffset:end]
 	if c, err := x509.ParseCertificate(auth); err == nil {
-		return []*x509.Certificate{c}, nil
-	}
-	certs := signatureListCerts(auth)
-	if len(certs) == 0 {
+		v.Certs = []*x509.Certificate{c}
+	} else if v.Certs, _ = signatureLists(auth); len(v.Certs) == 0 {
 		return nil, fmt.Errorf("shim's vendor certificate is neither a certificate nor a signature list holding one")
 	}
-	return certs, nil
+	v.RevokedCerts, v.RevokedDigests = signatureLists(sec[t.DeauthorizedOffset:dend])
+	return v, nil
 }
 
 // signatureList heads an EFI_SIGNATURE_LIST, the form of a vendor db
@@ -71,15 +82,18 @@ type signatureList struct {
 }
 
 // certX509GUID is EFI_CERT_X509_GUID, a5c059a1-94e4-4aa7-87b5-ab155c2bf072,
+// and certSHA256GUID EFI_CERT_SHA256_GUID, c1c41626-504c-4092-aca9-41f936934328,
 // as stored.
-var certX509GUID = [16]byte{0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72}
+var (
+	certX509GUID   = [16]byte{0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72}
+	certSHA256GUID = [16]byte{0x26, 0x16, 0xc4, 0xc1, 0x4c, 0x50, 0x92, 0x40, 0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28}
+)
 
 const signatureListHeader = 28
 
-// signatureListCerts reads the X.509 certificates of a sequence of
-// EFI_SIGNATURE_LISTs, skipping what is not one.
-func signatureListCerts(b []byte) []*x509.Certificate {
-	var certs []*x509.Certificate
+// signatureLists reads the X.509 certificates and SHA-256 digests of a
+// sequence of EFI_SIGNATURE_LISTs, skipping other kinds.
+func signatureLists(b []byte) (certs []*x509.Certificate, digests [][]byte) {
 	for len(b) >= signatureListHeader {
 		var l signatureList
 		binary.Read(bytes.NewReader(b), binary.LittleEndian, &l)
@@ -88,13 +102,20 @@ func signatureListCerts(b []byte) []*x509.Certificate {
 			break
 		}
 		entries := b[signatureListHeader+hdr : size]
-		for l.SignatureType == certX509GUID && uint64(len(entries)) >= each {
-			if c, err := x509.ParseCertificate(entries[16:each]); err == nil {
-				certs = append(certs, c)
+		for ; uint64(len(entries)) >= each; entries = entries[each:] {
+			data := entries[16:each]
+			switch l.SignatureType {
+			case certX509GUID:
+				if c, err := x509.ParseCertificate(data); err == nil {
+					certs = append(certs, c)
+				}
+			case certSHA256GUID:
+				if len(data) == 32 {
+					digests = append(digests, data)
+				}
 			}
-			entries = entries[each:]
 		}
 		b = b[size:]
 	}
-	return certs
+	return certs, digests
 }

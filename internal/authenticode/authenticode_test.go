@@ -31,6 +31,7 @@ func testPE() []byte {
 	opt := coff + coffSize
 	le.PutUint16(b[opt:], magicPE32Plus)
 	le.PutUint32(b[opt+optSizeOfHeaders:], 0x200)
+	le.PutUint32(b[opt+optDirs64-4:], 16) // NumberOfRvaAndSizes
 	sec := opt + 240
 	copy(b[sec:], ".text")
 	le.PutUint32(b[sec+secSizeOfRaw:], 0x200)
@@ -46,7 +47,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newCert(t *testing.T, cn string, parent *testCA) *testCA {
+func newCert(t testing.TB, cn string, parent *testCA) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -70,7 +71,7 @@ func newCert(t *testing.T, cn string, parent *testCA) *testCA {
 // sign appends an Authenticode signature by leaf over img's digest, as
 // sbsign does: an SpcIndirectDataContent holding the SHA-256 digest, in a
 // PKCS#7 SignedData, in a WIN_CERTIFICATE the security directory names.
-func sign(t *testing.T, img []byte, leaf *testCA) []byte {
+func sign(t testing.TB, img []byte, leaf *testCA) []byte {
 	t.Helper()
 	l, err := readLayout(img)
 	if err != nil {
@@ -159,6 +160,9 @@ func TestHostileHeaders(t *testing.T) {
 		"entry too short":     mutate(func(b []byte) { le.PutUint32(b[l.CertTable.Offset:], 4) }),
 		"garbage signature":   mutate(func(b []byte) { b[l.CertTable.Offset+20] ^= 0xff }),
 		"truncated":           signed[:len(signed)-100],
+		"no optional header":  mutate(func(b []byte) { le.PutUint16(b[0x44+coffOptSize:], 0) })[:0x44+coffSize],
+		"no directory count":  mutate(func(b []byte) { le.PutUint32(b[0x44+coffSize+optDirs64-4:], 4) }),
+		"data after table":    append(append([]byte{}, signed...), 0),
 	}
 	for name, b := range cases {
 		if _, err := Verify(b, []*x509.Certificate{root.cert}); err == nil {
@@ -168,8 +172,12 @@ func TestHostileHeaders(t *testing.T) {
 }
 
 func FuzzSignatures(f *testing.F) {
+	root := newCert(f, "test root", nil)
 	f.Add(testPE())
+	f.Add(sign(f, testPE(), newCert(f, "test signer", root)))
+	// A file that ends right after its COFF header.
+	f.Add(testPE()[:0x44+coffSize])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		Signatures(b)
+		Verify(b, []*x509.Certificate{root.cert})
 	})
 }

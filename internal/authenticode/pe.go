@@ -66,26 +66,26 @@ func readLayout(b []byte) (*peLayout, error) {
 	opt := coff + coffSize
 	optSize := int64(le.Uint16(b[coff+coffOptSize:]))
 	nsec := int64(le.Uint16(b[coff+coffNumSections:]))
-	if opt+optSize > size || nsec > maxSections {
+	if optSize < 2 || opt+optSize > size || nsec > maxSections {
 		return nil, fmt.Errorf("PE headers run past the end of the file")
 	}
-	var dirs int64
+	var dirs, numDirs int64
 	switch le.Uint16(b[opt+optMagic:]) {
-	case magicPE32:
-		dirs = opt + optDirs32
+	case magicPE32: // NumberOfRvaAndSizes is the field before DataDirectory
+		dirs, numDirs = opt+optDirs32, opt+optDirs32-4
 	case magicPE32Plus:
-		dirs = opt + optDirs64
+		dirs, numDirs = opt+optDirs64, opt+optDirs64-4
 	default:
 		return nil, fmt.Errorf("unknown PE optional header magic")
 	}
 	l := &peLayout{ChecksumOffset: opt + optCheckSum, SecDirOffset: dirs + dirSecurity*8}
-	if l.SecDirOffset+8 > opt+optSize {
+	if l.SecDirOffset+8 > opt+optSize || le.Uint32(b[numDirs:]) <= dirSecurity {
 		return nil, fmt.Errorf("the PE optional header has no certificate table entry")
 	}
 	l.SizeOfHeaders = int64(le.Uint32(b[opt+optSizeOfHeaders:]))
 	l.CertTable = fileRange{int64(le.Uint32(b[l.SecDirOffset:])), int64(le.Uint32(b[l.SecDirOffset+4:]))}
 	secs := opt + optSize
-	if secs+nsec*sectionSize > size || l.SizeOfHeaders < l.SecDirOffset+8 || l.SizeOfHeaders > size {
+	if secs+nsec*sectionSize > l.SizeOfHeaders || l.SizeOfHeaders > size {
 		return nil, fmt.Errorf("PE section table or SizeOfHeaders runs past the end of the file")
 	}
 	for i := range nsec {
@@ -99,8 +99,9 @@ func readLayout(b []byte) (*peLayout, error) {
 		}
 		l.Sections = append(l.Sections, r)
 	}
-	if l.CertTable.Size != 0 && (l.CertTable.end() > size || l.CertTable.Offset < l.SizeOfHeaders) {
-		return nil, fmt.Errorf("the PE certificate table lies outside the file")
+	// As shim: the table closes the file, after the headers.
+	if l.CertTable.Size != 0 && (l.CertTable.end() != size || l.CertTable.Offset < l.SizeOfHeaders) {
+		return nil, fmt.Errorf("the PE certificate table is not at the end of the file")
 	}
 	return l, nil
 }

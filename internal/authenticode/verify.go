@@ -72,6 +72,7 @@ func Signatures(img []byte) ([]Signature, error) {
 	}
 	var sigs []Signature
 	var firstErr error
+	digests := map[crypto.Hash][]byte{} // each algorithm hashes the image once
 	table := img[l.CertTable.Offset:l.CertTable.end()]
 	for n := 0; len(table) >= winCertHeader && n < maxSignatures; n++ {
 		h := winCertificate{le.Uint32(table), le.Uint16(table[4:]), le.Uint16(table[6:])}
@@ -79,7 +80,7 @@ func Signatures(img []byte) ([]Signature, error) {
 			return nil, fmt.Errorf("PE certificate table entry %d claims %d bytes of %d", n, h.Length, len(table))
 		}
 		if h.CertificateType == winCertPKCS7 {
-			s, err := checkSignature(img, l, table[winCertHeader:h.Length])
+			s, err := checkSignature(img, l, table[winCertHeader:h.Length], digests)
 			if err == nil {
 				sigs = append(sigs, s)
 			} else if firstErr == nil {
@@ -103,7 +104,7 @@ func Signatures(img []byte) ([]Signature, error) {
 
 // checkSignature parses one PKCS#7 signature and checks that it signs the
 // image's present digest.
-func checkSignature(img []byte, l *peLayout, der []byte) (Signature, error) {
+func checkSignature(img []byte, l *peLayout, der []byte, digests map[crypto.Hash][]byte) (Signature, error) {
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
 		return Signature{}, fmt.Errorf("unreadable signature: %w", err)
@@ -132,11 +133,14 @@ func checkSignature(img []byte, l *peLayout, der []byte) (Signature, error) {
 	if !ok {
 		return Signature{}, fmt.Errorf("the signature uses an unknown digest %s", di.Algorithm.Algorithm)
 	}
-	h := hf.New()
-	if err := l.digest(img, h); err != nil {
-		return Signature{}, err
+	if digests[hf] == nil {
+		h := hf.New()
+		if err := l.digest(img, h); err != nil {
+			return Signature{}, err
+		}
+		digests[hf] = h.Sum(nil)
 	}
-	if !bytes.Equal(h.Sum(nil), di.Digest) {
+	if !bytes.Equal(digests[hf], di.Digest) {
 		return Signature{}, fmt.Errorf("the image was changed after it was signed (its digest is not the one signed by %q)", signer.Subject.CommonName)
 	}
 	// The signer's own signature over the signed attributes, which hold
@@ -180,4 +184,21 @@ func Verify(img []byte, roots []*x509.Certificate) (*x509.Certificate, error) {
 		trusted = append(trusted, fmt.Sprintf("%q", r.Subject.CommonName))
 	}
 	return nil, fmt.Errorf("signed by %s, which chains to none of %s", strings.Join(by, ", "), strings.Join(trusted, ", "))
+}
+
+// Digest is img's Authenticode digest with hash h, as a revocation list
+// (a UEFI dbx) names an image.
+func Digest(img []byte, h crypto.Hash) ([]byte, error) {
+	if len(img) > maxImageForCheck {
+		return nil, fmt.Errorf("%d bytes is more than the %d a UEFI application is checked at", len(img), maxImageForCheck)
+	}
+	l, err := readLayout(img)
+	if err != nil {
+		return nil, err
+	}
+	w := h.New()
+	if err := l.digest(img, w); err != nil {
+		return nil, err
+	}
+	return w.Sum(nil), nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Writer passes at most Left bytes to W; a write past them fails with Err
@@ -50,9 +51,10 @@ func (b *Reader) Read(p []byte) (int, error) {
 }
 
 // ReadFile reads the regular file p beneath r, refusing more than max
-// bytes. A missing file is fs.ErrNotExist.
+// bytes. A missing file is fs.ErrNotExist. The open does not block: a FIFO
+// put where a file is expected is refused, not waited on.
 func ReadFile(r *os.Root, p string, max int64) ([]byte, error) {
-	f, err := r.Open(p)
+	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
