@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability
+.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot
 
 all: build
 
@@ -35,7 +35,7 @@ vet:
 	$(GO) vet -tags boot ./test/boot/
 	$(GO) vet -tags world ./test/world/
 	$(GO) vet -tags setup ./test/setup/
-	for f in hack/deps hack/fixture-tree hack/tools hack/fuzz bench/pipeline2021.sh; do sh -n $$f || exit 1; done
+	for f in hack/deps hack/fixture-tree hack/secureboot-files hack/tools hack/fuzz bench/pipeline2021.sh; do sh -n $$f || exit 1; done
 	for f in hack/testenv hack/world-test hack/demo hack/examples-test; do bash -n $$f || exit 1; done
 
 # Fast tests; C2VM_REQUIRE_TOOLS turns "tool missing" skips into failures.
@@ -54,12 +54,19 @@ fuzz:
 # The initramfs tests that read the fixture's kernel run here too.
 boot-test: fixture
 	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -count=1 -run FixtureKernel ./exporter/initramfs/
-	C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
+	C2VM_FIXTURE=$$(./hack/fixture-tree) C2VM_SECURE_BOOT_DIR=$$(./hack/secureboot-files) $(GO) test -count=1 -run Fixture ./exporter/secureboot/ ./exporter/
+	C2VM_FIXTURE=$$(./hack/fixture-tree) C2VM_SECURE_BOOT_DIR=$$(./hack/secureboot-files) $(GO) test -tags boot -count=1 -timeout 40m -v ./test/boot/
 
 # A Debian 12 guest upgraded to Debian 13 with apt and rebooted (11 minutes
 # under emulation on 2026-12-05: it downloads the whole release).
 test-upgrade: fixture
 	C2VM_UPGRADE_TEST=1 C2VM_FIXTURE=$$(./hack/fixture-tree) $(GO) test -tags boot -count=1 -timeout 180m -v -run TestReleaseUpgrade ./test/boot/
+
+# Secure Boot on every supported release (docs/secure-boot.md): make test
+# boots Debian 12 and Ubuntu 24.04; this adds Debian 11 and 13, Ubuntu
+# 20.04 and 22.04, and the Ubuntu disk under BIOS and plain UEFI.
+test-secure-boot: deps build
+	C2VM_SECURE_BOOT_FULL=1 ./hack/world-test -run 'TestSecureBoot'
 
 # Load and faults (docs/reliability.md): concurrent builds, a builder
 # killed mid-build, power cuts in first boots, parallel assemblies, fifty
@@ -80,7 +87,7 @@ world-test: deps build
 # make test): writes docs/benchmarks.md.
 bench: fixture
 	./hack/deps bench
-	mkdir -p $(C2VM_CACHE) && flock $(C2VM_CACHE)/testenv.lock $(GO) run ./bench -out docs/benchmarks.md
+	mkdir -p $(C2VM_CACHE) && C2VM_SECURE_BOOT_DIR=$$(./hack/secureboot-files) flock $(C2VM_CACHE)/testenv.lock $(GO) run ./bench -out docs/benchmarks.md
 
 # Checks that the benchmark program still runs, on a tiny tree.
 bench-smoke: deps

@@ -62,6 +62,16 @@ func runApp(t *testing.T, disk string, flags ...string) (int, string) {
 	return 0, ""
 }
 
+// reportImage is a FROM scratch image holding reportGo as /report; a test
+// adds its config.
+const reportImage = `FROM golang:1.26-trixie AS build
+WORKDIR /src
+COPY report.go .
+RUN CGO_ENABLED=0 go build -o /report report.go
+FROM scratch
+COPY --from=build /report /report
+`
+
 const reportGo = `package main
 
 import (
@@ -81,13 +91,7 @@ func main() {
 // A FROM scratch image with a static Go program runs as the image config
 // says, and c2vm run exits with its code, under BIOS and UEFI.
 func TestAppModeScratchProgram(t *testing.T) {
-	dir := writeContext(t, map[string]string{"report.go": reportGo, "Dockerfile": `FROM golang:1.26-trixie AS build
-WORKDIR /src
-COPY report.go .
-RUN CGO_ENABLED=0 go build -o /report report.go
-FROM scratch
-COPY --from=build /report /report
-ENV GREETING="hello world" PATH=/bin
+	dir := writeContext(t, map[string]string{"report.go": reportGo, "Dockerfile": reportImage + `ENV GREETING="hello world" PATH=/bin
 WORKDIR /work/dir
 USER 1234:5678
 ENTRYPOINT ["/report", "first"]

@@ -115,7 +115,8 @@ func cacheDir() string {
 
 // Reproducible from scratch: the same Dockerfile built twice with nothing
 // from BuildKit's cache (packages installed again, the initramfs made
-// again) gives the same disk at the same SOURCE_DATE_EPOCH.
+// again, the signed shim and GRUB fetched again) gives the same disk at the
+// same SOURCE_DATE_EPOCH.
 func TestReproducibleFromScratch(t *testing.T) {
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM debian:bookworm\nRUN echo again >/etc/c2vm-again\n"})
 	var sums []string
@@ -123,6 +124,9 @@ func TestReproducibleFromScratch(t *testing.T) {
 		out := t.TempDir()
 		buildx(t, "--no-cache", "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-o", out, dir)
 		sums = append(sums, fileSum(t, filepath.Join(out, "linux.img")))
+		if !readMeta(t, out).SecureBoot {
+			t.Errorf("the disk does not have the signed chain (c2vm.json)")
+		}
 	}
 	if sums[0] != sums[1] {
 		t.Errorf("two builds from scratch: %s and %s", sums[0], sums[1])

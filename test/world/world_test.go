@@ -62,18 +62,18 @@ echo "C2VM-MARKER git=$(git --version | cut -d' ' -f3) hostname=$(hostname) ipv4
 systemctl --no-block poweroff
 `
 
-const markerUnit = `[Unit]
-Description=c2vm test marker
-After=multi-user.target network-online.target
-Wants=network-online.target
+var markerUnit = oneshotUnit("c2vm test marker", "/usr/local/sbin/c2vm-marker", "multi-user.target network-online.target", "network-online.target")
 
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/c2vm-marker
-
-[Install]
-WantedBy=multi-user.target
-`
+// oneshotUnit is a test's systemd unit: exec runs once at boot, after
+// the units named.
+func oneshotUnit(desc, exec, after, wants string) string {
+	w := ""
+	if wants != "" {
+		w = "Wants=" + wants + "\n"
+	}
+	return "[Unit]\nDescription=" + desc + "\nAfter=" + after + "\n" + w +
+		"\n[Service]\nType=oneshot\nExecStart=" + exec + "\n\n[Install]\nWantedBy=multi-user.target\n"
+}
 
 const markerLines = `
 COPY c2vm-marker /usr/local/sbin/c2vm-marker
