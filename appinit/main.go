@@ -166,9 +166,31 @@ func (g *guest) shutdown(code int) {
 		}
 	}
 	fmt.Fprintf(os.Stdout, "c2vm: exit code=%d\n", code)
-	unix.IoctlSetInt(int(os.Stdout.Fd()), unix.TCSBRK, 1) // tcdrain: the line must leave the UART
+	drainConsole(int(os.Stdout.Fd()))
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
+
+// drainConsole waits until the console's last byte has left the UART, at
+// most consoleDrain. tcdrain alone is not enough: the serial driver waits
+// for the transmitter at most twice the FIFO's time at line speed, and an
+// emulated UART whose host reads slowly (QEMU's serial port on a busy
+// host's pipe) holds bytes longer. The kernel's "reboot: Power down" was
+// then written into the full FIFO, which drops bytes: the exit code line
+// lost its start (seen in make test). The line status register says when
+// the transmitter is empty.
+func drainConsole(fd int) {
+	unix.IoctlSetInt(fd, unix.TCSBRK, 1) // tcdrain
+	for end := time.Now().Add(consoleDrain); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		lsr, err := unix.IoctlGetInt(fd, unix.TIOCSERGETLSR)
+		if err != nil || lsr&unix.TIOCSER_TEMT != 0 {
+			return
+		}
+	}
+}
+
+// consoleDrain bounds drainConsole: a console nobody reads must not keep
+// the VM from powering off.
+const consoleDrain = 3 * time.Second
 
 // remountReadOnly retries while the last writers' files are being closed.
 func remountReadOnly(dir string) error {
