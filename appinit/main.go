@@ -174,10 +174,9 @@ func (g *guest) shutdown(code int) {
 // most consoleDrain. tcdrain alone is not enough: the serial driver waits
 // for the transmitter at most twice the FIFO's time at line speed, and an
 // emulated UART whose host reads slowly (QEMU's serial port on a busy
-// host's pipe) holds bytes longer. The kernel's "reboot: Power down" was
-// then written into the full FIFO, which drops bytes: the exit code line
-// lost its start (seen in make test). The line status register says when
-// the transmitter is empty.
+// host's pipe) holds bytes longer. The kernel's "reboot: Power down" would
+// then go into a full FIFO, which drops bytes of the exit code line. The
+// line status register says when the transmitter is empty.
 func drainConsole(fd int) {
 	unix.IoctlSetInt(fd, unix.TCSBRK, 1) // tcdrain
 	for end := time.Now().Add(consoleDrain); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
