@@ -39,6 +39,17 @@ type Meta struct {
 	// the distribution's GRUB and a signed kernel), so the disk boots
 	// with Secure Boot on.
 	SecureBoot bool `json:"secureBoot,omitempty"`
+	// Arch is the machine the disk boots on, as Go and OCI name it:
+	// "amd64" or "arm64". Disks written before it existed are amd64.
+	Arch string `json:"arch,omitempty"`
+}
+
+// Machine is m's architecture, amd64 when the file does not say.
+func (m *Meta) Machine() string {
+	if m == nil || m.Arch == "" {
+		return "amd64"
+	}
+	return m.Arch
 }
 
 // Write stores m as dir/c2vm.json.
@@ -98,6 +109,11 @@ func (m *Meta) check() error {
 	case "", "hybrid", "bios", "uefi":
 	default:
 		return fmt.Errorf("firmware %q is not hybrid, bios or uefi", m.Firmware)
+	}
+	switch m.Arch {
+	case "", "amd64", "arm64":
+	default:
+		return fmt.Errorf("arch %q is neither amd64 nor arm64", m.Arch)
 	}
 	if m.SSHUser != "" && !loginName.MatchString(m.SSHUser) {
 		return fmt.Errorf("sshUser %q is not a login name (lowercase letters, digits, _ and -, at most 32)", m.SSHUser)
