@@ -21,6 +21,21 @@ var enable = [][2]string{
 	{"/etc/systemd/system/c2vm-ssh-keygen.service", "/etc/systemd/system/sysinit.target.wants/c2vm-ssh-keygen.service"},
 }
 
+// enabled are the links to make on a guest of arch: the serial console's
+// getty on the machine's own port, ttyS0 or arm64's PL011, ttyAMA0.
+// systemd's getty generator adds one on every other console the kernel
+// was given (such as ttyS0 on AWS Graviton).
+func enabled(arch string) [][2]string {
+	if arch != "arm64" {
+		return enable
+	}
+	out := make([][2]string, len(enable))
+	for i, e := range enable {
+		out[i] = [2]string{e[0], strings.ReplaceAll(e[1], "@ttyS0.", "@ttyAMA0.")}
+	}
+	return out
+}
+
 // Guest says what the target already has, which decides what Configure
 // may touch: an image that brings its own kernel and init keeps its own
 // fstab, and gets systemd's network and console set-up only if it runs
@@ -76,7 +91,7 @@ func Configure(st, tools llb.State, o Options, g Guest) Configured {
 			Mkfile("/etc/systemd/network/80-c2vm-dhcp.network", 0o644, []byte(dhcpNetwork)).
 			Mkdir("/etc/systemd/system", 0o755, llb.WithParents(true)).
 			Mkfile("/etc/systemd/system/c2vm-ssh-keygen.service", 0o644, []byte(sshKeygenUnit))
-		for _, e := range enable {
+		for _, e := range enabled(o.Arch) {
 			if !g.Resolved && strings.Contains(e[0], "resolved") {
 				continue
 			}

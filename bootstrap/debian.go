@@ -45,6 +45,20 @@ func (d debian) kernelPackage(arch string) string {
 var initramfsModules = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "ahci", "ata_piix", "sd_mod", "nvme",
 	"hv_vmbus", "hv_storvsc", "vmw_pvscsi", "mptspi", "xen-blkfront", "ext4", "crc32c"}
 
+// arm64InitramfsModules are those of arm64 machines: QEMU's virt machine
+// (virtio over PCI or MMIO), NVMe (AWS Graviton, Google's Tau T2A, Apple
+// silicon hypervisors), SATA, and Hyper-V (Azure); no PC-only driver.
+var arm64InitramfsModules = []string{"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_scsi", "ahci", "sd_mod", "nvme",
+	"hv_vmbus", "hv_storvsc", "ext4", "crc32c"}
+
+// modulesFor are the initramfs's storage drivers on arch.
+func modulesFor(arch string) []string {
+	if arch == "arm64" {
+		return arm64InitramfsModules
+	}
+	return initramfsModules
+}
+
 // compress is the initramfs compression: zstd, except for Ubuntu 20.04,
 // whose 5.4 kernel cannot unpack it.
 func (d debian) compress() string {
@@ -77,7 +91,7 @@ func (d debian) installScript(arch string, more []string, epoch string) string {
 		// read through the firmware at each boot.
 		"mkdir -p /etc/initramfs-tools/conf.d",
 		"printf 'MODULES=list\\nCOMPRESS=%s\\n' " + d.compress() + " >/etc/initramfs-tools/conf.d/c2vm.conf",
-		"printf '%s\\n' " + strings.Join(initramfsModules, " ") + " >>/etc/initramfs-tools/modules",
+		"printf '%s\\n' " + strings.Join(modulesFor(arch), " ") + " >>/etc/initramfs-tools/modules",
 		"apt-get update",
 		"extra=''",
 		"for p in systemd-resolved systemd-repart; do if apt-cache show $p >/dev/null 2>&1; then extra=\"$extra $p\"; fi; done",

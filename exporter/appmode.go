@@ -4,8 +4,11 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/exporter/initramfs"
@@ -77,25 +80,23 @@ func prepareApp(o *Options, inv *rootfs.Inventory, work string) (*appParts, erro
 	if err != nil {
 		return nil, err
 	}
-	k, err := initramfs.FindKernel(o.KernelDir)
+	k, err := initramfs.FindKernel(archKernelDir(o.KernelDir, o.Arch))
 	if err != nil {
 		return nil, err
 	}
 	k.Logf = func(format string, args ...any) { o.logf("note: "+format, args...) }
-	self, err := staticSelf()
+	kernelPath, err := checkAppKernel(k, o.Arch)
+	if err != nil {
+		return nil, err
+	}
+	init, err := initFor(o.Arch)
 	if err != nil {
 		return nil, err
 	}
 	initrd := filepath.Join(work, "initrd.img")
-	if err := writeInitramfs(initrd, k, self); err != nil {
+	if err := writeInitramfs(initrd, k, init, o.Arch); err != nil {
 		return nil, err
 	}
-	img, err := k.OpenImage()
-	if err != nil {
-		return nil, err
-	}
-	kernelPath := img.Name()
-	img.Close()
 	p := &appParts{boot: rootfs.BootFiles{Kernel: appDir + "/vmlinuz", Initrd: appDir + "/initrd.img", Version: k.Version}, kernel: kernelPath}
 	p.files = []extraFile{
 		{name: appDir},
@@ -114,37 +115,105 @@ func prepareApp(o *Options, inv *rootfs.Inventory, work string) (*appParts, erro
 	return p, nil
 }
 
-func writeInitramfs(path string, k *initramfs.Kernel, init string) error {
+func writeInitramfs(path string, k *initramfs.Kernel, init string, arch disk.Arch) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := initramfs.Build(f, k, init, initramfs.DefaultModules); err != nil {
+	if err := initramfs.Build(f, k, init, initramfs.ModulesFor(arch)); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// staticSelf is this binary, which becomes the guest's /init: it must not
-// need a C library, which an app image may not have and the initramfs
-// certainly has not.
-func staticSelf() (string, error) {
-	self, err := os.Executable()
+// archKernelDir is the kernel root for arch under dir: dir/ARCH when dir
+// holds one per machine (the c2vm image's /usr/lib/c2vm/kernel), else dir.
+func archKernelDir(dir string, arch disk.Arch) string {
+	if dir == "" {
+		return dir
+	}
+	sub := filepath.Join(dir, string(arch))
+	if fi, err := os.Stat(filepath.Join(sub, "boot")); err == nil && fi.IsDir() {
+		return sub
+	}
+	return dir
+}
+
+// checkAppKernel returns the path of k's image, refusing one for another
+// machine than the disk's.
+func checkAppKernel(k *initramfs.Kernel, arch disk.Arch) (string, error) {
+	img, err := k.OpenImage()
 	if err != nil {
 		return "", err
 	}
-	f, err := elf.Open(self)
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %v", self, err)
+	defer img.Close()
+	head := make([]byte, initramfs.HeadSize)
+	n, _ := io.ReadFull(img, head)
+	if err := kernelArchError(img.Name(), head[:n], arch); err != nil {
+		return "", usererr.New(err.Error(), fmt.Sprintf("give --kernel-dir a root with a kernel for %s (dpkg -x linux-image-*-%s.deb DIR), or one holding %s/boot and %s/lib/modules", arch, arch, arch, arch))
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return "", usererr.New(fmt.Sprintf("%s is dynamically linked: in app mode it becomes the VM's init, where no C library exists", self),
-				"build c2vm with CGO_ENABLED=0 (make build does), or run it from its image")
+	return img.Name(), nil
+}
 
+// initDirs are where the init of another machine's disk is looked for:
+// $C2VM_INIT_DIR, the c2vm image's /usr/lib/c2vm/init (its Dockerfile),
+// and this binary's own directory.
+func initDirs() []string {
+	var dirs []string
+	if d := os.Getenv("C2VM_INIT_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, "/usr/lib/c2vm/init")
+	if self, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	return dirs
+}
+
+// initFor is the c2vm binary that becomes the guest's /init on a disk of
+// arch: this binary on its own machine, else c2vm-ARCH from initDirs. It
+// must not need a C library, which an app image may not have and the
+// initramfs certainly has not.
+func initFor(arch disk.Arch) (string, error) {
+	if string(arch) == runtime.GOARCH {
+		self, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		return self, checkInit(self, arch)
+	}
+	name := "c2vm-" + string(arch)
+	for _, d := range initDirs() {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, checkInit(p, arch)
 		}
 	}
-	return self, nil
+	return "", usererr.New(fmt.Sprintf("no c2vm binary for %s to run as the VM's init: looked for %s in %s", arch, name, strings.Join(initDirs(), ", ")),
+		fmt.Sprintf("build one (CGO_ENABLED=0 GOARCH=%s go build -o %s ./cmd/c2vm) into one of those directories or $C2VM_INIT_DIR, or run c2vm from its image, which has both", arch, name))
+}
+
+// elfMachines are the ELF machine of each arch.
+var elfMachines = map[disk.Arch]elf.Machine{disk.AMD64: elf.EM_X86_64, disk.ARM64: elf.EM_AARCH64}
+
+// checkInit refuses an init that is dynamically linked or for another
+// machine.
+func checkInit(p string, arch disk.Arch) error {
+	f, err := elf.Open(p)
+	if err != nil {
+		return usererr.New(fmt.Sprintf("reading %s, the VM's init: %v", p, err), "give a static c2vm binary there")
+	}
+	defer f.Close()
+	if f.Machine != elfMachines[arch] {
+		return usererr.New(fmt.Sprintf("%s is a binary for %s, not for %s", p, f.Machine, arch),
+			fmt.Sprintf("put a c2vm binary built with GOARCH=%s there", arch))
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return usererr.New(fmt.Sprintf("%s is dynamically linked: in app mode it becomes the VM's init, where no C library exists", p),
+				"build c2vm with CGO_ENABLED=0 (make build does), or run it from its image")
+		}
+	}
+	return nil
 }

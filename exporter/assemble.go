@@ -31,6 +31,7 @@ type Options struct {
 	Formats  []disk.Format // from ParseFormats: the raw disk, then the formats to write
 	Size     int64         // 0: auto
 	Firmware disk.Firmware
+	Arch     disk.Arch // the machine the disk boots on; "" is amd64
 	Cmdline  []string  // from ParseCmdline
 	Log      io.Writer // progress lines; nil for none
 
@@ -76,10 +77,17 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 	if opts.Firmware == "" {
 		opts.Firmware = disk.Hybrid
 	}
+	if opts.Arch == "" {
+		opts.Arch = disk.AMD64
+	}
+	var err error
+	if opts.Firmware, err = opts.Arch.Firmware(opts.Firmware); err != nil {
+		return nil, err
+	}
 	if err := checkTools(opts); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+	if err = os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, usererr.New(fmt.Sprintf("cannot make the output directory: %v", err), "give -o a directory you can write")
 	}
 	outDir, err := filepath.Abs(opts.OutDir)
@@ -92,7 +100,7 @@ func Assemble(ctx context.Context, src rootfs.Source, opts Options) (*Result, er
 		return nil, err
 	}
 	defer b.cleanup()
-	b.grubImages = grub.Start(ctx, grub.Platforms(opts.Firmware), b.work)
+	b.grubImages = grub.Start(ctx, grub.Platforms(opts.Firmware, opts.Arch), b.work)
 
 	opts.logf("scanning %s", src)
 	if b.inv, err = src.Scan(ctx); err != nil {
@@ -137,7 +145,7 @@ func (b *build) plan() error {
 	if b.opts.Size > 0 {
 		rootBytes = b.est.Min
 	}
-	if b.layout, err = disk.NewLayout(b.opts.Firmware, rootBytes, b.opts.Size); err != nil {
+	if b.layout, err = disk.NewLayout(b.opts.Firmware, b.opts.Arch, rootBytes, b.opts.Size); err != nil {
 		return err
 	}
 	b.opts.logf("disk %s: root filesystem %s for %s of content, %d inodes", disk.FormatSize(b.layout.DiskBytes), disk.FormatSize(b.layout.Root.Size), disk.FormatSize(b.inv.Content+extra), b.est.Inodes)
@@ -177,7 +185,7 @@ func checkTools(opts Options) error {
 			return hosttools.Missing(t, err)
 		}
 	}
-	for _, p := range grub.Platforms(opts.Firmware) {
+	for _, p := range grub.Platforms(opts.Firmware, opts.Arch) {
 		if _, err := p.Dir(); err != nil {
 			return err
 		}
@@ -248,6 +256,9 @@ func (b *build) run(ctx context.Context, src rootfs.Source) error {
 
 	b.opts.logf("writing ext4 root filesystem")
 	if err := b.writeRoot(ctx, src, f); err != nil {
+		return err
+	}
+	if err := b.checkKernelArch(); err != nil {
 		return err
 	}
 	if err := b.decideSecureBoot(); err != nil {
@@ -385,8 +396,8 @@ func (b *build) writeRoot(ctx context.Context, src rootfs.Source, f *os.File) er
 	}
 	sink := newRootSink(w, epoch)
 	var into rootfs.Sink = sink
-	if b.wantKernel() {
-		b.kernel = &captured{path: b.boot.Kernel}
+	if b.mode == disk.ModeSystem && b.bootKernel() != "" {
+		b.kernel = &captured{path: b.bootKernel(), whole: b.wantKernel()}
 		into = &captureSink{Sink: sink, want: b.kernel}
 	}
 	acc, err := newAccessSink(into, b.opts.Access, b.mode)
@@ -439,8 +450,9 @@ func (b *build) startBoot(ctx context.Context, raw string) (wait func() ([]byte,
 		if err != nil {
 			return err
 		}
-		esp := grub.ESP{Platform: grub.AMD64EFI, Image: imgs[grub.AMD64EFI],
-			Config: cfg.Script(grub.AMD64EFI), Serial: b.ids.ESPSerial, Epoch: epoch}
+		efi := grub.EFI(b.opts.Arch)
+		esp := grub.ESP{Platform: efi, Image: imgs[efi],
+			Config: cfg.Script(efi), Serial: b.ids.ESPSerial, Epoch: epoch}
 		if c := b.signed; c != nil {
 			esp.Image = c.GRUB
 			esp.Signed = &grub.Signed{Shim: c.Shim, MokManager: c.MokManager, Vendor: c.Vendor}
@@ -460,7 +472,7 @@ func (b *build) publish() error {
 	// c2vm.json before the disks: a linux.img without it would read as a
 	// system disk to c2vm run.
 	meta := diskmeta.Meta{Mode: string(b.mode), Firmware: string(b.opts.Firmware), ExposedPorts: b.opts.Exposed,
-		SecureBoot: b.signed != nil}
+		SecureBoot: b.signed != nil, Arch: string(b.opts.Arch)}
 	b.access.describe(&meta)
 	if err := diskmeta.Write(b.work, meta); err != nil {
 		return err

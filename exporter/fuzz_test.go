@@ -28,7 +28,7 @@ func FuzzEstimate(f *testing.F) {
 		if e.Min <= 0 || e.Auto < e.Min || e.Auto > disk.MaxDiskSize || e.Inodes <= entries || e.Content < blocks*blockSize {
 			t.Fatalf("estimate out of order: %+v for %d entries, %d blocks", e, entries, blocks)
 		}
-		if _, err := disk.NewLayout(disk.Hybrid, e.Auto, 0); err != nil {
+		if _, err := disk.NewLayout(disk.Hybrid, disk.AMD64, e.Auto, 0); err != nil {
 			t.Fatalf("layout: %v", err)
 		}
 	})

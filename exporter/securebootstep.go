@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 
 	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/exporter/initramfs"
 	"github.com/c2vm/c2vm/exporter/rootfs"
 	"github.com/c2vm/c2vm/exporter/secureboot"
+	"github.com/c2vm/c2vm/internal/usererr"
 )
 
 // SecureBootDirs are where assembly looks for the signed shim and GRUB
@@ -24,10 +26,12 @@ func SecureBootDirs() []string {
 	return dirs
 }
 
-// wantKernel says whether writing the root must keep the kernel's bytes:
-// a system disk with an ESP whose chain may be signed.
+// wantKernel says whether writing the root must keep all of the kernel's
+// bytes: a system disk with an ESP whose chain may be signed. Only amd64
+// has signed chains c2vm knows.
 func (b *build) wantKernel() bool {
-	return b.layout.ESP != nil && b.mode == disk.ModeSystem && b.opts.SecureBoot != secureboot.ModeOff && b.bootKernel() != ""
+	return b.layout.ESP != nil && b.mode == disk.ModeSystem && b.opts.SecureBoot != secureboot.ModeOff &&
+		b.opts.Arch == disk.AMD64 && b.bootKernel() != ""
 }
 
 // bootKernel is the file GRUB boots first on a system disk (grub.Config):
@@ -51,6 +55,9 @@ func (b *build) decideSecureBoot() error {
 	mode := b.opts.SecureBoot
 	if mode == "" {
 		mode = secureboot.ModeAuto
+	}
+	if b.opts.Arch != disk.AMD64 && mode != secureboot.ModeOff {
+		return b.noSignedChain(mode)
 	}
 	dirs := b.opts.SecureBootDirs
 	if dirs == nil {
@@ -89,7 +96,7 @@ func (b *build) kernelPiece() (secureboot.Piece, error) {
 		return secureboot.Piece{Path: p, Data: data}, err
 	}
 	k := b.kernel
-	if k == nil || k.err != nil || k.data == nil {
+	if k == nil || k.err != nil || k.data == nil || !k.whole {
 		why := errors.New("not a regular file c2vm could read as the root was written")
 		if k != nil && k.err != nil {
 			why = k.err
@@ -99,11 +106,25 @@ func (b *build) kernelPiece() (secureboot.Piece, error) {
 	return secureboot.Piece{Path: "/" + k.path, Data: k.data}, nil
 }
 
-// captured is one file's bytes kept while the root is written.
+// noSignedChain is the decision on a machine with no signed chain c2vm
+// knows (arm64): the disk boots with Secure Boot off, or fails when
+// required.
+func (b *build) noSignedChain(mode secureboot.Mode) error {
+	if mode == secureboot.ModeRequire {
+		return usererr.New(fmt.Sprintf("Secure Boot was required, and c2vm has no signed boot chain for %s disks", b.opts.Arch),
+			"turn Secure Boot off in the VM's firmware and build with C2VM_SECURE_BOOT=off (--secure-boot off)")
+	}
+	b.opts.logf("Secure Boot: no signed chain for %s disks; the disk boots with Secure Boot off", b.opts.Arch)
+	return nil
+}
+
+// captured is one file's bytes kept while the root is written: its first
+// initramfs.HeadSize bytes, or all of them (whole).
 type captured struct {
-	path string
-	data []byte
-	err  error
+	path  string
+	whole bool
+	data  []byte
+	err   error
 }
 
 // captureSink passes every entry on and keeps the bytes of one regular
@@ -117,14 +138,51 @@ func (s *captureSink) Add(e *rootfs.Entry, data io.Reader) error {
 	if e.Path != s.want.path || data == nil {
 		return s.Sink.Add(e, data)
 	}
-	if e.Kind != rootfs.KindReg || e.Data != nil || e.Size > secureboot.MaxFile {
+	if e.Kind != rootfs.KindReg || e.Data != nil || s.want.whole && e.Size > secureboot.MaxFile {
 		s.want.err = fmt.Errorf("not a plain regular file of at most %d bytes", secureboot.MaxFile)
 		return s.Sink.Add(e, data)
 	}
-	var buf bytes.Buffer
-	err := s.Sink.Add(e, io.TeeReader(data, &buf))
+	keep := &capWriter{max: initramfs.HeadSize}
+	if s.want.whole {
+		keep.max = secureboot.MaxFile
+	}
+	err := s.Sink.Add(e, io.TeeReader(data, keep))
 	if err == nil {
-		s.want.data = buf.Bytes()
+		s.want.data = keep.buf.Bytes()
 	}
 	return err
+}
+
+// capWriter keeps the first max bytes written to it.
+type capWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	if room := w.max - w.buf.Len(); room > 0 {
+		w.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// checkKernelArch refuses a system disk whose kernel, as GRUB boots it
+// first, is for another machine than the disk.
+func (b *build) checkKernelArch() error {
+	k := b.kernel
+	if k == nil || k.data == nil {
+		return nil
+	}
+	return kernelArchError("/"+k.path, k.data, b.opts.Arch)
+}
+
+// kernelArchError says why a kernel whose first bytes are head cannot boot
+// a disk of arch, or nil when it can or its format does not tell.
+func kernelArchError(name string, head []byte, arch disk.Arch) error {
+	a, ok := initramfs.ImageArch(head)
+	if !ok || a == arch {
+		return nil
+	}
+	return usererr.New(fmt.Sprintf("the kernel %s is for %s machines, and the disk is for %s", name, a, arch),
+		fmt.Sprintf("make the disk for %s (c2vm assemble --arch %s; docker buildx build --platform linux/%s), or give it a kernel for %s", a, a, a, arch))
 }

@@ -94,6 +94,12 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 	if err != nil {
 		return nil, err
 	}
+	// c2vm's own steps (guest configuration, assembly, conversions) run
+	// on the builder's platform whatever the target's: they only read and
+	// write files, and emulating them would only make them slower.
+	if len(bc.BuildPlatforms) > 0 {
+		tools = tools.Platform(bc.BuildPlatforms[0])
+	}
 	c = cacheClient{Client: c, imports: bc.CacheImports}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		opt := convertOpt

@@ -12,6 +12,7 @@ import (
 	"github.com/c2vm/c2vm/exporter/disk"
 	"github.com/c2vm/c2vm/internal/usererr"
 	c2llb "github.com/c2vm/c2vm/llb"
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -23,9 +24,13 @@ import (
 // configured, with the image's program as a service; in app mode as it is,
 // for c2vm's kernel and init. note puts a line in the build log.
 func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.ImageConfig, tools llb.State, p ocispecs.Platform, set settings, cacheNS string, note func(string)) (llb.State, error) {
-	var err error
+	arch, err := disk.ParseArch(p.Architecture)
+	if err != nil || p.OS != "" && p.OS != "linux" {
+		return llb.State{}, usererr.New(fmt.Sprintf("c2vm cannot make a disk for the platform %s", platforms.Format(p)),
+			"build for linux/amd64 or linux/arm64 (--platform)")
+	}
 	bo := set.bootstrap
-	bo.Arch, bo.CacheNS, bo.SecureBoot = p.Architecture, cacheNS, set.disk.SecureBoot
+	bo.Arch, bo.CacheNS, bo.SecureBoot = string(arch), cacheNS, set.disk.SecureBoot
 	if bo.Access.AuthorizedKeys, err = keysFromContext(ctx, c, bo.Access.AuthorizedKeys, set.keysFrom, p); err != nil {
 		return llb.State{}, err
 	}
@@ -38,7 +43,7 @@ func diskFor(ctx context.Context, c client.Client, st llb.State, cfg ocispecs.Im
 		return llb.State{}, err
 	}
 	do := set.disk
-	do.Mode = string(mode)
+	do.Mode, do.Arch = string(mode), string(arch)
 	if do.ImageConfig, err = json.Marshal(cfg); err != nil {
 		return llb.State{}, err
 	}

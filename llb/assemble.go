@@ -21,7 +21,10 @@ type DiskOptions struct {
 	Formats  []disk.Format
 	Size     string // auto or N[KMGT]
 	Firmware string // hybrid, bios, uefi
-	Cmdline  string
+	// Arch is the target platform's architecture (disk.ParseArch); the
+	// assembly itself runs on the builder's platform, never emulated.
+	Arch    string
+	Cmdline string
 	// Epoch, when set, is SOURCE_DATE_EPOCH: reproducible disks.
 	Epoch string
 	// NoCache re-runs assembly and conversions (--no-cache).
@@ -46,7 +49,8 @@ const (
 	outDir    = "/out"
 	inDir     = "/in"
 	configDir = "/c2vm-config"
-	// KernelDir is where the c2vm image keeps Debian's kernel for app mode.
+	// KernelDir is where the c2vm image keeps Debian's kernels for app
+	// mode, one root per machine (amd64/, arm64/).
 	KernelDir = "/usr/lib/c2vm/kernel"
 	// SecureBootDir is where the c2vm image keeps Debian's signed shim and
 	// GRUB, for app mode and for images with their own Debian kernel.
@@ -136,6 +140,11 @@ func assemble(rootfs, tools bk.State, o DiskOptions, formats []disk.Format) bk.S
 	}
 	if o.Firmware != "" {
 		args = append(args, "--firmware", o.Firmware)
+	}
+	if o.Arch != "" && o.Arch != "amd64" {
+		// Only when not amd64: amd64 definitions, and so their cache,
+		// stay as they were.
+		args = append(args, "--arch", o.Arch)
 	}
 	if o.Cmdline != "" {
 		args = append(args, "--cmdline", o.Cmdline)

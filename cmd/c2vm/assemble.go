@@ -17,7 +17,7 @@ import (
 )
 
 func assembleCmd() *cobra.Command {
-	var out, format, size, firmware, cmdline, mode string
+	var out, format, size, firmware, cmdline, mode, arch string
 	var prog programFlags
 	var access accessFlags
 	var quiet bool
@@ -40,6 +40,9 @@ needed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := assembleOptions(out, format, size, firmware, cmdline, mode)
 			if err != nil {
+				return err
+			}
+			if opts.Arch, err = disk.ParseArch(arch); err != nil {
 				return err
 			}
 			if opts.Access, err = access.read(); err != nil {
@@ -79,7 +82,8 @@ needed.`,
 	f.StringVarP(&out, "output", "o", ".", "output directory; the disk is written as DIR/linux.img")
 	f.StringVar(&format, "format", "raw", "comma-separated output formats, exactly those written: "+strings.Join(disk.FormatNames(), ",")+" (raw is linux.img; qcow2 is zstd-compressed)")
 	f.StringVar(&size, "size", "auto", "disk size: auto (content plus headroom) or N[K|M|G|T]")
-	f.StringVar(&firmware, "firmware", "hybrid", "boot firmware the disk supports: hybrid, bios or uefi")
+	f.StringVar(&firmware, "firmware", "hybrid", "boot firmware the disk supports: hybrid, bios or uefi (arm64: uefi only; hybrid means uefi there)")
+	f.StringVar(&arch, "arch", "amd64", "the machine the disk boots on: amd64 or arm64 (its GRUB, console, root partition type, and in app mode c2vm's kernel and init)")
 	f.StringVar(&cmdline, "cmdline", "", "extra kernel command line arguments")
 	f.StringVar(&mode, "mode", "auto", "auto, system (the tree's own kernel and init) or app (c2vm's kernel and init run the image's program)")
 	prog.register(f)

@@ -36,7 +36,7 @@ func (p *programFlags) register(f *pflag.FlagSet) {
 	if kd == "" {
 		kd = "/"
 	}
-	f.StringVar(&p.kernelDir, "kernel-dir", kd, "app mode: a root holding boot/vmlinuz-VERSION and lib/modules/VERSION, such as / with Debian's linux-image-amd64 installed, or dpkg -x of it (default $C2VM_KERNEL_DIR or /)")
+	f.StringVar(&p.kernelDir, "kernel-dir", kd, "app mode: a root holding boot/vmlinuz-VERSION and lib/modules/VERSION, such as / with Debian's linux-image-amd64 installed, or dpkg -x of it; or a directory holding such a root per machine, amd64/ and arm64/ (default $C2VM_KERNEL_DIR or /)")
 	p.set = func(name string) bool { return f.Changed(name) }
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLayoutHybrid(t *testing.T) {
-	l, err := NewLayout(Hybrid, 700*MiB+5, 0)
+	l, err := NewLayout(Hybrid, AMD64, 700*MiB+5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,25 +34,25 @@ func TestLayoutHybrid(t *testing.T) {
 }
 
 func TestLayoutFirmwares(t *testing.T) {
-	b, _ := NewLayout(BIOS, 100*MiB, 0)
+	b, _ := NewLayout(BIOS, AMD64, 100*MiB, 0)
 	if b.ESP != nil || b.BIOSBoot == nil || b.Root.Num != 2 {
 		t.Errorf("bios layout: %+v", b.Parts)
 	}
-	u, _ := NewLayout(UEFI, 100*MiB, 0)
+	u, _ := NewLayout(UEFI, AMD64, 100*MiB, 0)
 	if u.BIOSBoot != nil || u.ESP == nil || u.Root.Num != 2 {
 		t.Errorf("uefi layout: %+v", u.Parts)
 	}
 }
 
 func TestLayoutExplicitSize(t *testing.T) {
-	l, err := NewLayout(Hybrid, 500*MiB, 4<<30)
+	l, err := NewLayout(Hybrid, AMD64, 500*MiB, 4<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.DiskBytes != 4<<30 || l.Root.Start+l.Root.Size != l.DiskBytes-MiB {
 		t.Errorf("root does not fill the disk: %+v disk %d", l.Root, l.DiskBytes)
 	}
-	_, err = NewLayout(Hybrid, 500*MiB, 300*MiB)
+	_, err = NewLayout(Hybrid, AMD64, 500*MiB, 300*MiB)
 	var se *SizeError
 	if !errors.As(err, &se) || se.Min != 543*MiB {
 		t.Fatalf("got %v, want a SizeError with minimum 543 MiB", err)
@@ -63,7 +63,7 @@ func TestLayoutExplicitSize(t *testing.T) {
 }
 
 func TestSfdiskScript(t *testing.T) {
-	l, _ := NewLayout(Hybrid, 100*MiB, 0)
+	l, _ := NewLayout(Hybrid, AMD64, 100*MiB, 0)
 	l.Root.UUID = "11111111-1111-4111-8111-111111111111"
 	s := l.SfdiskScript("22222222-2222-4222-8222-222222222222")
 	for _, want := range []string{"label: gpt", "label-id: 22222222-2222-4222-8222-222222222222",
@@ -205,7 +205,7 @@ func TestFormatCommands(t *testing.T) {
 // disks always are, whatever size was asked for.
 func TestDiskIsWholeMiB(t *testing.T) {
 	for _, c := range []struct{ root, disk int64 }{{100*MiB + 1, 0}, {100 * MiB, 67108865 * 3}, {7, 0}} {
-		l, err := NewLayout(Hybrid, c.root, c.disk)
+		l, err := NewLayout(Hybrid, AMD64, c.root, c.disk)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,12 +7,10 @@ import (
 	"github.com/c2vm/c2vm/internal/usererr"
 )
 
-// Partition type GUIDs. The root type is the Discoverable Partitions
-// Specification's x86-64 root, so systemd tools recognise it.
+// Partition type GUIDs; the root's are in arch.go.
 const (
 	TypeBIOSBoot = "21686148-6449-6E6F-744E-656564454649"
 	TypeESP      = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-	TypeRootX64  = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 
 	MiB          = int64(1) << 20
 	SectorSize   = 512
@@ -42,9 +40,10 @@ type Layout struct {
 	Root      *Partition
 }
 
-// NewLayout places the partitions for a root filesystem of rootBytes. With
-// disk > 0 the disk has that size and the root partition fills it.
-func NewLayout(fw Firmware, rootBytes, disk int64) (*Layout, error) {
+// NewLayout places the partitions of a disk of arch for a root filesystem
+// of rootBytes. With disk > 0 the disk has that size and the root partition
+// fills it.
+func NewLayout(fw Firmware, arch Arch, rootBytes, disk int64) (*Layout, error) {
 	l := &Layout{}
 	next := MiB // the GPT and its entries live in the first MiB
 	add := func(size int64, typ, name, attrs string) *Partition {
@@ -69,7 +68,7 @@ func NewLayout(fw Firmware, rootBytes, disk int64) (*Layout, error) {
 	if disk < minDisk {
 		return nil, &SizeError{Given: disk, Min: minDisk}
 	}
-	l.Root = add(disk-next-MiB, TypeRootX64, "root", "")
+	l.Root = add(disk-next-MiB, arch.RootType(), "root", "")
 	l.DiskBytes = disk
 	return l, nil
 }

@@ -48,7 +48,7 @@ type Config struct {
 // 2–5 s sooner than through the 32-bit entry (linux), which UEFI uses.
 func (c Config) Script(p Platform) string {
 	bf, follow := c.Boot, c.Follow
-	args := append([]string{"root=UUID=" + c.RootUUID, "rw", "console=tty0", "console=ttyS0,115200"}, c.Cmdline...)
+	args := append(append([]string{"root=UUID=" + c.RootUUID, "rw"}, p.arch().Consoles()...), c.Cmdline...)
 	for i, a := range args {
 		args[i] = Quote(a)
 	}

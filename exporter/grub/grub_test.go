@@ -34,7 +34,7 @@ func needTools(t *testing.T) {
 // configuration larger than its area, is an error, not a broken disk.
 func TestBIOSConfigBounds(t *testing.T) {
 	needTools(t)
-	l, err := disk.NewLayout(disk.BIOS, 64<<20, 0)
+	l, err := disk.NewLayout(disk.BIOS, disk.AMD64, 64<<20, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ const (
 // image on the ESP. Any failure leaves GRUB's command line on the console,
 // with the error above.
 func Stub(p Platform) string {
-	head := consoles
+	head := p.consoles()
 	if p == PC {
 		return fmt.Sprintf("%sset c2vm_disk=hd0\nregexp --set=1:c2vm_disk '^\\(([^,)]+)' \"$cmdpath\"\nsource \"($c2vm_disk,gpt1)%d+%d\"\n",
 			head, biosCfgOffset/disk.SectorSize, biosCfgSectors)
@@ -39,6 +39,16 @@ func Stub(p Platform) string {
 // consoles sets up the serial console beside the screen: the first lines
 // of each stub, and of the grub.cfg a signed GRUB reads.
 const consoles = "serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
+
+// consoles are the lines that set up p's consoles. On arm64 the serial
+// port is no PC COM port: GRUB's console there is the firmware's, which
+// AAVMF and the clouds' firmware put on the serial port already.
+func (p Platform) consoles() string {
+	if p == ARM64EFI {
+		return ""
+	}
+	return consoles
+}
 
 // memdiskTar packs a platform's Stub as GRUB's memdisk, with fixed
 // times.
@@ -90,7 +100,7 @@ func checkImage(p Platform, img []byte) error {
 	switch {
 	case p == PC && (len(img) < disk.SectorSize || int64(len(img)) > biosCfgOffset):
 		return fmt.Errorf("GRUB core.img is %d bytes: it must hold a sector and end before grub.cfg, %d bytes into the BIOS boot partition", len(img), biosCfgOffset)
-	case p == AMD64EFI && (len(img) < 64 || string(img[:2]) != "MZ"):
+	case p != PC && (len(img) < 64 || string(img[:2]) != "MZ"):
 		return fmt.Errorf("GRUB's EFI image (%d bytes) is not a PE file", len(img))
 	}
 	return nil

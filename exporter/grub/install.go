@@ -159,7 +159,7 @@ func WriteESP(ctx context.Context, work, raw string, l *disk.Layout, e ESP) erro
 
 // efiBootName is the removable-media file name of a UEFI platform.
 func (p Platform) efiBootName() string {
-	return map[Platform]string{AMD64EFI: "BOOTX64.EFI"}[p]
+	return map[Platform]string{AMD64EFI: "BOOTX64.EFI", ARM64EFI: "BOOTAA64.EFI"}[p]
 }
 
 // fatEpoch is the time mtools stamps on the ESP's files: SOURCE_DATE_EPOCH

@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/c2vm/c2vm/exporter/disk"
 )
 
 // DefaultModules are what a VM on a common hypervisor needs from the
@@ -27,6 +29,20 @@ var DefaultModules = []string{
 	"virtio_net", "e1000", "e1000e", "vmxnet3", "hv_netvsc", "xen-netfront",
 	"button", "evdev", "virtio_rng",
 	"af_packet", "rtc_cmos",
+}
+
+// ARM64Modules are DefaultModules for arm64 machines: QEMU's virt machine
+// (virtio over PCI or MMIO, the PL031 clock), AWS Graviton (NVMe, ENA),
+// Google's Tau T2A (NVMe, gVNIC), Azure (Hyper-V's vmbus), and the
+// NVMe, SATA and vmxnet3 or e1000e devices of VMware Fusion, Parallels
+// and UTM on Apple silicon. PC-only drivers (PIIX, LSI, Xen) are left out.
+var ARM64Modules = []string{
+	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_scsi", "ahci", "sd_mod", "nvme",
+	"hv_vmbus", "hv_storvsc",
+	"ext4", "crc32c",
+	"virtio_net", "ena", "gve", "hv_netvsc", "vmxnet3", "e1000e",
+	"button", "evdev", "virtio_rng",
+	"af_packet", "rtc_pl031",
 }
 
 // Bounds on what is read from the kernel directory.
@@ -271,4 +287,12 @@ func (ix *index) scanAliases() {
 			}
 		}
 	}
+}
+
+// ModulesFor are the modules app mode's initramfs loads on a machine.
+func ModulesFor(a disk.Arch) []string {
+	if a == disk.ARM64 {
+		return ARM64Modules
+	}
+	return DefaultModules
 }
