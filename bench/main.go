@@ -47,19 +47,19 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a quick run on a tiny tree that checks the program works")
 	reps := flag.Int("reps", 3, "repetitions of each timed row")
 	out := flag.String("out", "docs/benchmarks.md", "markdown file to write")
-	only := flag.String("only", "", "boot: only the boot rows (the fixture's disk for the system ones, without the test world)")
+	only := flag.String("only", "", "boot: only the boot rows (the fixture's disk for the system ones, without the test world); arm64: only the arm64 rows")
 	flag.Parse()
-	if *only != "" && *only != "boot" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes boot")
+	if *only != "" && *only != "boot" && *only != "arm64" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes boot or arm64")
 		os.Exit(2)
 	}
-	if err := run(*smoke, *only == "boot", *reps, *out); err != nil {
+	if err := run(*smoke, *only, *reps, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(smoke, bootOnly bool, reps int, out string) error {
+func run(smoke bool, only string, reps int, out string) error {
 	work, err := os.MkdirTemp("/var/tmp", "c2vm-bench-")
 	if err != nil {
 		return err
@@ -85,8 +85,12 @@ func run(smoke, bootOnly bool, reps int, out string) error {
 		}
 		tree = strings.TrimSpace(string(o))
 	}
-	if bootOnly {
+	switch only {
+	case "boot":
 		b.boot(tree)
+		return b.write(out, tree, smoke)
+	case "arm64":
+		b.arm64(tree)
 		return b.write(out, tree, smoke)
 	}
 	floor, err := b.assembly(tree, "", 2048, smoke)
@@ -105,6 +109,7 @@ func run(smoke, bootOnly bool, reps int, out string) error {
 		b.virtMakeFS(tree, floor)
 		b.buildkit()
 		b.boot(tree)
+		b.arm64(tree)
 	}
 	return b.write(out, tree, smoke)
 }

@@ -214,13 +214,7 @@ func staticC2vm(dir string) (string, error) {
 }
 
 func goBuildStatic(dir, out, pkg string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return nil
+	return goBuildFor("amd64", dir, out, pkg)
 }
 
 // appImage is a plain ext4 filesystem (no partition table) made by mke2fs
