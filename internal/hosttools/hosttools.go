@@ -29,6 +29,19 @@ var Packages = map[string]string{
 	"grub-mkimage":       "grub-common",
 	"qemu-img":           "qemu-utils",
 	"qemu-system-x86_64": "qemu-system-x86",
+	// QEMU for arm64 guests: Debian builds it with the 32-bit Arm one.
+	"qemu-system-aarch64": "qemu-system-arm",
+}
+
+// Firmware maps the UEFI firmware files c2vm run boots, by file name, to
+// the Debian package that ships them.
+var Firmware = map[string]string{
+	"OVMF_CODE_4M.fd":         "ovmf",
+	"OVMF_VARS_4M.fd":         "ovmf",
+	"OVMF_CODE_4M.secboot.fd": "ovmf",
+	"OVMF_VARS_4M.ms.fd":      "ovmf",
+	"AAVMF_CODE.fd":           "qemu-efi-aarch64",
+	"AAVMF_VARS.fd":           "qemu-efi-aarch64",
 }
 
 // MissingToolError names a tool that is not installed and its package.
