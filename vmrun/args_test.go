@@ -150,21 +150,7 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(p.work)
-	cmd := exec.Command(p.qemu, append(p.args, "-S")...)
-	var out buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	q, err := dialQMP(ctx, userQMP)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	defer q.Close()
+	ctx, q := pausedQEMU(t, p, userQMP)
 	usernet := hmp(t, ctx, q, "info usernet")
 	if !strings.Contains(usernet, "HOST_FORWARD") || !strings.Contains(usernet, port) {
 		t.Errorf("forward to %s not set up:\n%s", port, usernet)
@@ -178,18 +164,45 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	if _, err := q.execute(ctx, "no-such-command", nil); err == nil || !strings.Contains(err.Error(), "CommandNotFound") {
 		t.Errorf("QMP error not reported: %v", err)
 	}
-	// c2vm's own monitor answers while the user holds theirs.
-	own, err := dialQMP(ctx, p.qmp)
+}
+
+// pausedQEMU starts p's QEMU paused (-S) and connects to the user's QMP
+// socket userQMP. At the test's end it quits QEMU through c2vm's own
+// monitor, which answers while the user holds theirs, and wants QEMU to
+// exit cleanly.
+func pausedQEMU(t *testing.T, p *plan, userQMP string) (context.Context, *qmpClient) {
+	t.Helper()
+	t.Cleanup(func() { os.RemoveAll(p.work) })
+	cmd := exec.Command(p.qemu, append(p.args, "-S")...)
+	out := &buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	q, err := dialQMP(ctx, userQMP)
 	if err != nil {
-		t.Fatal(err)
+		cmd.Process.Kill()
+		cancel()
+		t.Fatalf("%v\n%s", err, out.String())
 	}
-	defer own.Close()
-	if _, err := own.execute(ctx, "quit", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("QEMU: %v\n%s", err, out.String())
-	}
+	t.Cleanup(func() {
+		defer cancel()
+		defer cmd.Process.Kill()
+		defer q.Close()
+		own, err := dialQMP(ctx, p.qmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer own.Close()
+		if _, err := own.execute(ctx, "quit", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("QEMU: %v\n%s", err, out.String())
+		}
+	})
+	return ctx, q
 }
 
 // TestKVMProbeRuns runs the KVM probe's firmware under TCG: it must reach

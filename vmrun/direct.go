@@ -63,8 +63,13 @@ func (p *plan) safeDirectFiles(ctx context.Context) (d *directBoot, err error) {
 // auto with no firmware asked for (--firmware bios and uefi boot through
 // that firmware, to try it). Secure Boot checks what the firmware loads,
 // so it always boots through the firmware; checkBoot refuses it with
-// --boot kernel.
+// --boot kernel. An arm64 disk boots through its firmware too.
 func (p *plan) wantsDirect() bool {
+	if p.arch == archARM64 {
+		// The direct boot reads x86 bzImages; checkArch refused --boot
+		// kernel.
+		return false
+	}
 	switch p.o.Boot {
 	case bootKernel:
 		return true

@@ -26,27 +26,31 @@ type hardware struct {
 	noROM   bool // NICs without their option ROM (for network boot), which a firmware-less boot never runs
 }
 
-func checkHardware(o Options) (hardware, error) {
+// checkHardware checks the hardware options for a guest of arch. Before
+// the disk tells its arch (""), --machine virt stands for arm64 and any
+// other machine for amd64.
+func checkHardware(o Options, arch string) (hardware, error) {
+	if arch == "" && o.Machine == virtMachine {
+		arch = archARM64
+	}
+	if arch == archARM64 {
+		return checkARMHardware(o)
+	}
 	h := hardware{machine: o.Machine, bus: o.DiskBus, nics: []string{"virtio-net-pci"}}
 	if h.machine == "" {
 		h.machine = "q35"
 	}
+	if h.machine == virtMachine {
+		return h, usererr.New("--machine virt is QEMU's arm64 machine, and this disk is amd64", "use --machine q35 or pc, or --arch arm64 if the disk is arm64")
+	}
 	if h.bus == "" {
 		h.bus = "virtio"
 	}
-	if o.NIC != "" {
-		h.nics = strings.Split(o.NIC, ",")
-	}
-	for _, n := range h.nics {
-		if !slices.Contains(nicModels, n) {
-			return h, usererr.New(fmt.Sprintf("unknown NIC model %q", n), "use one or more, comma-separated, of "+strings.Join(nicModels, ", "))
-		}
-	}
-	if len(h.nics) > 8 {
-		return h, usererr.New("more than 8 NICs", "give at most 8 models to --nic")
+	if err := h.checkNICs(o.NIC); err != nil {
+		return h, err
 	}
 	if !slices.Contains(machines, h.machine) {
-		return h, usererr.New(fmt.Sprintf("unknown machine %q", h.machine), "use q35 or pc")
+		return h, usererr.New(fmt.Sprintf("unknown machine %q", h.machine), "use q35 or pc (virt for an arm64 disk)")
 	}
 	if !slices.Contains(diskBuses, h.bus) {
 		return h, usererr.New(fmt.Sprintf("unknown disk bus %q", h.bus), "use one of "+strings.Join(diskBuses, ", "))
@@ -55,6 +59,39 @@ func checkHardware(o Options) (hardware, error) {
 		return h, usererr.New("--disk-bus ide needs the pc machine (q35 has no IDE controller)", "add --machine pc, or use --disk-bus sata")
 	}
 	return h, nil
+}
+
+// checkARMHardware checks the hardware options for the virt machine.
+func checkARMHardware(o Options) (hardware, error) {
+	h := hardware{machine: virtMachine, bus: o.DiskBus, nics: []string{"virtio-net-pci"}}
+	if h.bus == "" {
+		h.bus = "virtio"
+	}
+	if o.Machine != "" && !slices.Contains(armMachines, o.Machine) {
+		return h, usererr.New(fmt.Sprintf("arm64 disks run on QEMU's virt machine, not --machine %s", o.Machine),
+			"drop --machine (or use --machine virt)")
+	}
+	if !slices.Contains(armDiskBuses, h.bus) {
+		return h, usererr.New(fmt.Sprintf("--disk-bus %s: the arm64 machine (virt with AAVMF) cannot boot from it", h.bus),
+			"use --disk-bus virtio (the default), virtio-scsi or nvme for an arm64 disk")
+	}
+	return h, h.checkNICs(o.NIC)
+}
+
+// checkNICs sets h's NICs from --nic's list and checks them.
+func (h *hardware) checkNICs(list string) error {
+	if list != "" {
+		h.nics = strings.Split(list, ",")
+	}
+	for _, n := range h.nics {
+		if !slices.Contains(nicModels, n) {
+			return usererr.New(fmt.Sprintf("unknown NIC model %q", n), "use one or more, comma-separated, of "+strings.Join(nicModels, ", "))
+		}
+	}
+	if len(h.nics) > 8 {
+		return usererr.New("more than 8 NICs", "give at most 8 models to --nic")
+	}
+	return nil
 }
 
 // diskArgs attaches the boot disk (drive value d, already escaped) on the

@@ -17,7 +17,7 @@ func TestHardwareArgs(t *testing.T) {
 		{Options{DiskBus: "nvme"}, "-drive D,if=none,id=disk0 -device nvme,drive=disk0,serial=c2vm0"},
 		{Options{DiskBus: "ide", Machine: "pc"}, "-drive D,if=ide"},
 	} {
-		h, err := checkHardware(c.o)
+		h, err := checkHardware(c.o, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,12 +25,12 @@ func TestHardwareArgs(t *testing.T) {
 			t.Errorf("%+v: %s", c.o, got)
 		}
 	}
-	h, _ := checkHardware(Options{NIC: "e1000,vmxnet3"})
+	h, _ := checkHardware(Options{NIC: "e1000,vmxnet3"}, "")
 	if got := strings.Join(h.nicArgs("user,id=net0,hostfwd=x"), " "); got != "-netdev user,id=net0,hostfwd=x -device e1000,netdev=net0 -netdev user,id=net1 -device vmxnet3,netdev=net1" {
 		t.Errorf("nics: %s", got)
 	}
 	for _, bad := range []Options{{NIC: "ne2k"}, {NIC: "e1000,,"}, {Machine: "isapc"}, {DiskBus: "scsi"}, {DiskBus: "ide"}, {NIC: "e1000,netdev=x"}} {
-		if _, err := checkHardware(bad); err == nil || !strings.Contains(err.Error(), "fix:") {
+		if _, err := checkHardware(bad, ""); err == nil || !strings.Contains(err.Error(), "fix:") {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}

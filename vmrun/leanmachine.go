@@ -24,7 +24,7 @@ var qbootPath = "/usr/share/qemu/qboot.rom"
 // what a user asks for to try a disk on it, and gets the machine it asked
 // for with the disk's own, complete initramfs.
 func (p *plan) leanHardware() bool {
-	hw, err := checkHardware(p.o)
+	hw, err := checkHardware(p.o, p.arch)
 	if err != nil || hw.machine != "q35" || hw.bus != "virtio" || p.o.Display == "vnc" || p.o.Display == "gtk" {
 		return false
 	}

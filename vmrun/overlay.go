@@ -59,7 +59,7 @@ func (p *plan) vmOverlay(ctx context.Context, want int64) (string, error) {
 			return "", usererr.New(fmt.Sprintf("%s changed since VM %s was made from it, so the VM's overlay no longer fits it", p.o.Disk, d.name),
 				fmt.Sprintf("c2vm rm %s starts the VM afresh; or give this run another --name", d.name))
 		}
-		if err := d.removeFiles(append([]string{overlayFile, varsFile, secbootVarsFile, knownHostsFile}, bootFiles...)...); err != nil {
+		if err := d.removeFiles(append([]string{overlayFile, varsFile, secbootVarsFile, aavmfVarsFile, knownHostsFile}, bootFiles...)...); err != nil {
 			return "", err
 		}
 		afresh = fmt.Sprintf("c2vm: %s changed since VM %s was made from it: starting the VM afresh\n", p.o.Disk, d.name)

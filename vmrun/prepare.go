@@ -12,7 +12,8 @@ import (
 	"github.com/c2vm/c2vm/internal/usererr"
 )
 
-// qemuBinary is the emulator; tests replace it with a stand-in.
+// qemuBinary is the emulator of amd64 guests; tests replace it with a
+// stand-in.
 var qemuBinary = "qemu-system-x86_64"
 
 // prepare checks everything it can before QEMU starts, cheapest first, so
@@ -103,18 +104,33 @@ func (p *plan) inspect(ctx context.Context) error {
 	if err := p.planAccess(); err != nil {
 		return err
 	}
-	if p.qemu, err = hosttools.Look(qemuBinary); err != nil {
-		return err
-	}
-	if p.accelKind, err = pickAccel(o.Accel, p.qemu); err != nil {
-		return err
-	}
 	head, headErr := readHead(ctx, o.Disk, p.image.Format)
 	if headErr == nil {
 		if err := checkBootable(o.Disk, head); err != nil {
 			return err
 		}
 		p.head = head
+	}
+	p.arch = p.resolveArch(ctx)
+	if err := checkArch(o, p.arch, p.meta); err != nil {
+		return err
+	}
+	if _, err := checkHardware(o, p.arch); err != nil {
+		return err
+	}
+	if p.qemu, err = hosttools.Look(qemuFor(p.arch)); err != nil {
+		return err
+	}
+	if p.accelKind, err = pickArchAccel(o.Accel, p.qemu, p.arch); err != nil {
+		return err
+	}
+	if note := emulationNote(p.arch, p.accelKind); note != "" {
+		p.notes = append(p.notes, note)
+	}
+	if p.arch == archARM64 {
+		// checkArch refused BIOS: arm64 machines boot UEFI only.
+		p.firmware = "uefi"
+		return nil
 	}
 	want := o.Firmware
 	if o.SecureBoot {

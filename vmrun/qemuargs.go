@@ -31,12 +31,16 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	hw, err := checkHardware(o)
+	hw, err := checkHardware(o, p.arch)
 	if err != nil {
 		return nil, err
 	}
 	lean := p.direct != nil && p.direct.lean
 	machine := hw.machine
+	if p.arch == archARM64 {
+		machine = armMachine(accel)
+		display = append(display, armDisplayArgs(o.Display)...)
+	}
 	if lean {
 		machine, hw.noROM = leanMachine, true
 		display = append(display, leanArgs()...)
@@ -63,7 +67,10 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	if o.QMP != "" {
 		args = append(args, qmpArgs("user-qmp", o.QMP)...)
 	}
-	if accel == "kvm" {
+	switch {
+	case p.arch == archARM64:
+		args = append(args, "-cpu", armCPU(accel))
+	case accel == "kvm":
 		args = append(args, "-cpu", "host")
 	}
 	if p.direct != nil {
@@ -115,14 +122,18 @@ func qmpArgs(id, path string) []string {
 		"-mon", "chardev=" + id + ",mode=control"}
 }
 
-// uefiArgs boots the run's OVMF build (plain, or Secure Boot's) with a
-// variable store of the VM's own.
+// uefiArgs boots the run's UEFI build (OVMF, plain or Secure Boot's, or
+// arm64's AAVMF) with a variable store of the VM's own.
 func (p *plan) uefiArgs() ([]string, error) {
 	fw := p.uefiBuild()
-	code := filepath.Join(ovmfDir, fw.code)
-	vars, err := os.ReadFile(filepath.Join(ovmfDir, fw.vars))
+	dir := ovmfDir
+	if fw.arm64 {
+		dir = aavmfDir
+	}
+	code := filepath.Join(dir, fw.code)
+	vars, err := os.ReadFile(filepath.Join(dir, fw.vars))
 	if _, cerr := os.Stat(code); err != nil || cerr != nil {
-		return nil, &hosttools.MissingToolError{Tool: fw.tool, Package: "ovmf"}
+		return nil, &hosttools.MissingToolError{Tool: fw.tool, Package: hosttools.Firmware[fw.code]}
 	}
 	varsCopy, err := p.varsCopy(fw.varsFile, vars)
 	if err != nil {
@@ -192,7 +203,7 @@ func kvmProbe() []byte {
 // paused VM, is not enough: some nested hypervisors accept both and then
 // fail to run the guest.
 func kvmUsable(qemu string) bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	f, err := os.OpenFile(kvmDevice, os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}

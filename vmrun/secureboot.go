@@ -20,6 +20,7 @@ type ovmf struct {
 	varsFile string // the VM's copy of the template
 	// globals are QEMU options the build needs besides its two drives.
 	globals []string
+	arm64   bool // AAVMF, in aavmfDir
 }
 
 var (
@@ -35,8 +36,11 @@ var (
 // secureBootLabel names the firmware in the run's note.
 const secureBootLabel = "UEFI Secure Boot (enforcing, Microsoft keys)"
 
-// uefiBuild is the OVMF build the run boots.
+// uefiBuild is the UEFI build the run boots.
 func (p *plan) uefiBuild() ovmf {
+	if p.arch == archARM64 {
+		return plainAAVMF
+	}
 	if p.o.SecureBoot {
 		return secureOVMF
 	}

@@ -83,12 +83,20 @@ func checkOptions(o Options) error {
 		return usererr.New("--quit-on-expect needs --expect TEXT: it stops the guest when TEXT appears",
 			"add --expect TEXT (e.g. --expect 'login:'), or drop --quit-on-expect")
 	}
-	// Secure Boot's check comes first. checkHardware's fix for --disk-bus
-	// ide is --machine pc, which Secure Boot rules out.
+	// An arm64 disk's limits come first: they rule out what the other
+	// checks' fixes suggest (--machine pc, --firmware uefi with Secure
+	// Boot). Secure Boot's check comes next: checkHardware's fix for
+	// --disk-bus ide is --machine pc, which Secure Boot rules out.
+	if err := checkArchValue(o); err != nil {
+		return err
+	}
+	if err := checkArch(o, explicitArch(o), nil); err != nil {
+		return err
+	}
 	if err := checkSecureBoot(o); err != nil {
 		return err
 	}
-	if _, err := checkHardware(o); err != nil {
+	if _, err := checkHardware(o, explicitArch(o)); err != nil {
 		return err
 	}
 	if _, err := parseDiskSize(o.DiskSize); err != nil {

@@ -19,6 +19,7 @@ const (
 	overlayFile     = "overlay.qcow2"
 	varsFile        = "OVMF_VARS.fd"
 	secbootVarsFile = "OVMF_VARS.secboot.fd" // --secure-boot's, apart from the plain store
+	aavmfVarsFile   = "AAVMF_VARS.fd"        // an arm64 guest's
 	consoleFile     = "console.log"
 	ctlFile         = "ctl.sock"
 	stateFile       = "state.json"

@@ -46,7 +46,8 @@ type Options struct {
 	Boot string
 	// SecureBoot boots OVMF's Secure Boot build, enforcing, with
 	// Microsoft's keys enrolled, on q35 with SMM. It implies UEFI, and
-	// refuses --firmware bios, another machine and --boot kernel.
+	// refuses --firmware bios, another machine, --boot kernel and arm64
+	// disks.
 	SecureBoot bool
 
 	// Name is the VM's: its state directory, and what c2vm ls, ssh, logs,
@@ -103,8 +104,13 @@ type Options struct {
 	// DefaultDiskSize, "keep" leaves it): a larger disk grows into it.
 	DiskSize string
 	// NIC, Machine and DiskBus choose emulated hardware ("" for the
-	// defaults: virtio-net-pci, q35, virtio): what other hypervisors give.
+	// defaults: virtio-net-pci, q35 (virt for arm64), virtio): what other
+	// hypervisors give.
 	NIC, Machine, DiskBus string
+	// Arch is the disk's machine: "auto" or "" (its c2vm.json, else its
+	// ESP's boot loader, else amd64), "amd64" or "arm64" (QEMU's virt
+	// machine with AAVMF, under TCG unless the host is arm64 with KVM).
+	Arch string
 	// Display is the guest's screen: "none" or "" (only the serial
 	// console), "vnc" (a VNC server on 127.0.0.1) or "gtk" (a window).
 	Display string
@@ -194,6 +200,7 @@ type plan struct {
 	head      []byte    // the disk's first headBytes, or nil when unreadable
 	id        identity  // the disk file, as the overlay was made on it
 	firmware  string
+	arch      string // the disk's machine: amd64 or arm64
 
 	drive, driveFormat string // what the guest boots: an overlay, or with InPlace the disk
 

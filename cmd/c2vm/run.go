@@ -30,7 +30,10 @@ the background: c2vm ls, logs, ssh, stop and rm take its name.
 An app-mode disk starts its kernel directly, without firmware and GRUB
 (--boot auto; --boot firmware boots it as other hypervisors do). The
 firmware follows the disk's partition table (--firmware auto); --secure-boot
-boots UEFI with Secure Boot enforced and Microsoft's keys. Ports the image
+boots UEFI with Secure Boot enforced and Microsoft's keys. An arm64 disk
+(c2vm.json's arch, or --arch arm64) boots with qemu-system-aarch64 on the
+virt machine and AAVMF, through its firmware, under KVM only on an arm64
+host: elsewhere it is emulated and takes minutes to boot. Ports the image
 exposes (c2vm.json beside the disk) are forwarded to 127.0.0.1; -p adds
 forwards like docker run -p; --ssh forwards one to the guest's SSH server and
 prints the ssh command once it answers; --wait-port waits for other ports.
@@ -72,8 +75,8 @@ QEMU killed); 1 on a timeout or any other failure, with a message.`,
 	f.BoolVarP(&detach, "detach", "d", false, "run the VM in the background, its console going to c2vm logs NAME; return once it runs (and --ssh, --wait-port answer)")
 	f.BoolVar(&o.Snapshot, "snapshot", false, "discard the guest's writes at exit (a temporary overlay)")
 	f.BoolVar(&o.InPlace, "in-place", false, "write the guest's writes into DISK itself (and grow it to --disk-size); a disk booted once carries that boot's SSH host keys, machine-id and logs: never upload it as an image")
-	f.StringVar(&o.Firmware, "firmware", "auto", "firmware: auto (from the disk's partition table), bios or uefi (OVMF)")
-	f.BoolVar(&o.SecureBoot, "secure-boot", false, "boot UEFI with Secure Boot enforced: OVMF's Secure Boot build with Microsoft's keys enrolled, on q35 with SMM, and a variable store of its own; not with --firmware bios, --machine pc or --boot kernel")
+	f.StringVar(&o.Firmware, "firmware", "auto", "firmware: auto (from the disk's partition table), bios or uefi (OVMF; an arm64 disk always boots AAVMF)")
+	f.BoolVar(&o.SecureBoot, "secure-boot", false, "boot UEFI with Secure Boot enforced: OVMF's Secure Boot build with Microsoft's keys enrolled, on q35 with SMM, and a variable store of its own; not with --firmware bios, --machine pc, --boot kernel or an arm64 disk")
 	f.StringVar(&o.Boot, "boot", "auto", "how the disk starts: auto (an app disk's kernel directly, unless --firmware names one or --secure-boot is given; other disks through their firmware), firmware (firmware and GRUB, as other hypervisors boot it) or kernel (QEMU starts the kernel and initramfs read from the disk)")
 	f.StringVar(&o.Expect, "expect", "", "succeed only if TEXT appears on the console (and the guest then powers off)")
 	f.BoolVar(&o.QuitOnExpect, "quit-on-expect", false, "with --expect: stop the guest as soon as TEXT appears (e.g. 'login:') instead of waiting for it to power off")
@@ -87,8 +90,9 @@ QEMU killed); 1 on a timeout or any other failure, with a message.`,
 	f.BoolVar(&o.AllowExternal, "allow-external", false, "boot a disk that reads other files (a qcow2 backing or data file, a VMDK's extents or parent); refused by default, since QEMU would open whatever host file it names")
 	f.StringVar(&o.DiskSize, "disk-size", vmrun.DefaultDiskSize, "the least virtual size the guest's disk (its overlay; with --in-place DISK, grown sparse) gets; the root grows into it at boot; keep leaves the size as it is")
 	f.StringVar(&o.NIC, "nic", "", "NIC model(s), comma-separated: virtio-net-pci (default), e1000, e1000e, vmxnet3, rtl8139; each on its own user network")
-	f.StringVar(&o.Machine, "machine", "q35", "QEMU machine: q35 or pc (i440FX)")
-	f.StringVar(&o.DiskBus, "disk-bus", "virtio", "disk controller: virtio, virtio-scsi, sata (AHCI), ide (with --machine pc), nvme or pvscsi")
+	f.StringVar(&o.Machine, "machine", "", "QEMU machine: q35 (the default) or pc (i440FX) for an amd64 disk; an arm64 disk runs on virt")
+	f.StringVar(&o.DiskBus, "disk-bus", "virtio", "disk controller: virtio, virtio-scsi, sata (AHCI), ide (with --machine pc), nvme or pvscsi; an arm64 disk takes virtio, virtio-scsi or nvme")
+	f.StringVar(&o.Arch, "arch", "auto", "the disk's machine: auto (its c2vm.json, else the boot loader on its ESP, else amd64), amd64 or arm64 (qemu-system-aarch64's virt machine with AAVMF; emulated, so slow, unless the host is arm64 with KVM)")
 	f.StringArrayVarP(&o.Ports, "publish", "p", nil, "forward a host TCP port: HOST:GUEST (all host addresses) or IP:HOST:GUEST; repeatable")
 	f.BoolVar(&o.NoExpose, "no-expose", false, "do not forward the ports the image exposes (c2vm.json)")
 	f.StringVar(&o.QMP, "qmp", "", "also serve QEMU's QMP monitor on this Unix socket")
