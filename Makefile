@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot
+.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot test-arm64
 
 all: build
 
@@ -67,6 +67,15 @@ test-upgrade: fixture
 # 20.04 and 22.04, and the Ubuntu disk under BIOS and plain UEFI.
 test-secure-boot: deps build
 	C2VM_SECURE_BOOT_FULL=1 ./hack/world-test -run 'TestSecureBoot'
+
+# arm64 (docs/arm64.md): the arm64 Debian 12 tree (built under qemu-user)
+# assembled here and booted on qemu-system-aarch64 -M virt with AAVMF
+# under TCG, system and app mode; then the arm64 world tests through
+# buildx with the multi-arch c2vm image and arm64 base images
+# (C2VM_ARM64=1). make test keeps the exporter's arm64 unit tests.
+test-arm64: deps build
+	C2VM_FIXTURE_ARM64=$$(./hack/fixture-tree arm64) $(GO) test -tags boot -count=1 -timeout 60m -v -run ARM64 ./test/boot/
+	C2VM_ARM64=1 ./hack/world-test -run 'ARM64|MultiArch|Image'
 
 # Load and faults (docs/reliability.md): concurrent builds, a builder
 # killed mid-build, power cuts in first boots, parallel assemblies, fifty

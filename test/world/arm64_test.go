@@ -138,3 +138,16 @@ func TestARM64AppAndMultiPlatform(t *testing.T) {
 		}
 	}
 }
+
+// A platform c2vm makes no disk for fails the build with one error naming
+// the platforms it does make disks for, before anything is built.
+func TestUnsupportedPlatform(t *testing.T) {
+	dir := writeContext(t, map[string]string{"hello": "hi\n", "Dockerfile": "FROM scratch\nCOPY hello /hello\nCMD [\"/hello\"]\n"})
+	cmd := exec.Command("docker", "buildx", "build", "--progress=plain", "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"),
+		"--platform", "linux/riscv64", "-o", t.TempDir(), dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "cannot make a disk for the platform linux/riscv64") ||
+		!strings.Contains(string(out), "linux/amd64 or linux/arm64") {
+		t.Fatalf("riscv64 build: %v\n%s", err, tail(string(out), 3000))
+	}
+}
