@@ -50,13 +50,26 @@ func armMachine(accel string) string {
 }
 
 // armCPU is the -cpu value: the host's CPU under KVM, else the most
-// complete CPU TCG emulates, which any arm64 kernel runs on.
-func armCPU(accel string) string {
-	if accel == "kvm" {
+// complete CPU TCG emulates, which any arm64 kernel runs on. With
+// impdef, its pointer authentication uses QEMU's own algorithm instead of
+// emulating the architected QARMA5, which costs most of an emulated
+// boot's time: Debian 12's arm64 kernel in app mode powered off 7 s
+// after it started instead of 25 s (QEMU 7.2, measured). The guest's
+// kernel finds pointer authentication either way.
+func armCPU(accel string, impdef bool) string {
+	switch {
+	case accel == "kvm":
 		return "host"
+	case impdef:
+		return "max,pauth-impdef=on"
 	}
 	return "max"
 }
+
+// pauthImpdefKnown tells from `qemu -version`'s output whether that QEMU
+// has the pauth-impdef property (6.0 and later); an unknown version is
+// given plain max, which every QEMU takes.
+func pauthImpdefKnown(version string) bool { return versionAtLeast(version, 6, 0) }
 
 // armDisplayArgs give a run with a screen what virt lacks: a graphics
 // card AAVMF and Linux both drive, and a keyboard, as virt has no PS/2.

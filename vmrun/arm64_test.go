@@ -83,6 +83,14 @@ func TestQEMUArgsARM64(t *testing.T) {
 	if !hasPair(args, "-machine", "virt,gic-version=host") || !hasPair(args, "-cpu", "host") || hasPair(args, "-cpu", "max") {
 		t.Errorf("KVM: %q", args)
 	}
+	// KVM's CPU is the host's, whatever QEMU's pointer authentication.
+	p.pauthImpdef = true
+	if args, _ = p.qemuArgs("kvm", "uefi"); !hasPair(args, "-cpu", "host") {
+		t.Errorf("KVM with pauthImpdef: %q", args)
+	}
+	if args, _ = p.qemuArgs("tcg", "uefi"); !hasPair(args, "-cpu", "max,pauth-impdef=on") {
+		t.Errorf("TCG with pauthImpdef: %q", args)
+	}
 }
 
 // A screen on virt needs a graphics card and a USB keyboard.
@@ -272,6 +280,28 @@ func TestRunARM64(t *testing.T) {
 	}
 }
 
+// QEMU 6.0 and later get the quicker pointer authentication; an older or
+// unknown one plain max, and TCG's threads as for amd64.
+func TestRunARM64CPU(t *testing.T) {
+	argsFile := filepath.Join(t.TempDir(), "args.json")
+	t.Setenv("FAKE_ARGS", argsFile)
+	t.Setenv("C2VM_ACCEL", "")
+	for version, want := range map[string][2]string{
+		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)": {"max,pauth-impdef=on", "tcg,thread=single"},
+		"QEMU emulator version 9.2.2":                                    {"max,pauth-impdef=on", "tcg"},
+		"QEMU emulator version 5.2.0":                                    {"max", "tcg,thread=single"},
+		"garbage":                                                        {"max", "tcg,thread=single"},
+	} {
+		t.Setenv("FAKE_VERSION", version)
+		o := fakeARMRun(t, "console", "login: ", arm64Meta)
+		o.Snapshot, o.Expect = true, "login:"
+		args := runArgs(t, o, argsFile)
+		if !hasPair(args, "-cpu", want[0]) || !hasPair(args, "-accel", want[1]) {
+			t.Errorf("%s: %q", version, args)
+		}
+	}
+}
+
 // An arm64 app disk reports its program's exit code as an amd64 one does,
 // and boots through its firmware, not the x86 direct boot.
 func TestRunARM64App(t *testing.T) {
@@ -346,6 +376,10 @@ func TestARM64ArgsAcceptedByQEMU(t *testing.T) {
 	}
 	if !strings.HasSuffix(p.qemu, "qemu-system-aarch64") {
 		t.Errorf("QEMU is %s", p.qemu)
+	}
+	// This QEMU's own version decides the CPU, which it must then take.
+	if cpu := armCPU("tcg", pauthImpdefKnown(versionOf(context.Background(), p.qemu))); !hasPair(p.args, "-cpu", cpu) {
+		t.Errorf("-cpu %s missing from %q", cpu, p.args)
 	}
 	ctx, q := pausedQEMU(t, p, userQMP)
 	if usernet := hmp(t, ctx, q, "info usernet"); !strings.Contains(usernet, "HOST_FORWARD") || !strings.Contains(usernet, port) {

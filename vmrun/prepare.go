@@ -147,12 +147,15 @@ func (p *plan) inspect(ctx context.Context) error {
 }
 
 // accel is the -accel value: the accelerator inspect picked, with TCG's
-// threads chosen for this QEMU.
+// threads chosen for this QEMU. It also sets the arm64 CPU's pointer
+// authentication from the same version.
 func (p *plan) accel(ctx context.Context) string {
-	if p.accelKind == "tcg" {
-		return TCGAccel(ctx, p.qemu)
+	if p.accelKind != "tcg" {
+		return p.accelKind
 	}
-	return p.accelKind
+	version := versionOf(ctx, p.qemu)
+	p.pauthImpdef = p.arch == archARM64 && pauthImpdefKnown(version)
+	return tcgAccelFor(version)
 }
 
 // cleanup releases what prepare and the run took: the QMP connection, the

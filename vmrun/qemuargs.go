@@ -69,7 +69,7 @@ func (p *plan) qemuArgs(accel, firmware string) ([]string, error) {
 	}
 	switch {
 	case p.arch == archARM64:
-		args = append(args, "-cpu", armCPU(accel))
+		args = append(args, "-cpu", armCPU(accel, p.pauthImpdef))
 	case accel == "kvm":
 		args = append(args, "-cpu", "host")
 	}

@@ -21,16 +21,30 @@ import (
 // Newer QEMU keeps its default, one thread per vCPU. A QEMU whose
 // version cannot be read in time is treated as old.
 func TCGAccel(ctx context.Context, qemu string) string {
+	return tcgAccelFor(versionOf(ctx, qemu))
+}
+
+// tcgAccelFor is TCGAccel for a QEMU whose -version printed version.
+func tcgAccelFor(version string) string {
+	if tcgRaces(version) {
+		return "tcg,thread=single"
+	}
+	return "tcg"
+}
+
+// versionOf is what `qemu -version` prints, or "" when it cannot be read
+// in time.
+func versionOf(ctx context.Context, qemu string) string {
 	ctx, cancel := context.WithTimeout(ctx, versionTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, "-version")
 	// A wrapper script's child can keep the pipe open after the kill.
 	cmd.WaitDelay = time.Second
 	out, err := cmd.Output()
-	if err != nil || tcgRaces(string(out)) {
-		return "tcg,thread=single"
+	if err != nil {
+		return ""
 	}
-	return "tcg"
+	return string(out)
 }
 
 var versionTimeout = 10 * time.Second
@@ -40,14 +54,20 @@ var qemuVersion = regexp.MustCompile(`QEMU emulator version (\d+)\.(\d+)`)
 // tcgRaces tells from `qemu -version`'s output whether that QEMU's
 // multi-threaded TCG has the translation race (before 8.1, or unknown).
 func tcgRaces(version string) bool {
+	return !versionAtLeast(version, 8, 1)
+}
+
+// versionAtLeast tells from `qemu -version`'s output whether that QEMU is
+// major.minor or later; an unknown version is not.
+func versionAtLeast(version string, major, minor int) bool {
 	m := qemuVersion.FindStringSubmatch(version)
 	if m == nil {
-		return true
+		return false
 	}
-	major, err1 := strconv.Atoi(m[1])
-	minor, err2 := strconv.Atoi(m[2])
+	gotMajor, err1 := strconv.Atoi(m[1])
+	gotMinor, err2 := strconv.Atoi(m[2])
 	if err1 != nil || err2 != nil {
-		return true
+		return false
 	}
-	return major < 8 || major == 8 && minor < 1
+	return gotMajor > major || gotMajor == major && gotMinor >= minor
 }

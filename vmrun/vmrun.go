@@ -201,6 +201,9 @@ type plan struct {
 	id        identity  // the disk file, as the overlay was made on it
 	firmware  string
 	arch      string // the disk's machine: amd64 or arm64
+	// pauthImpdef gives the arm64 CPU under TCG QEMU's own pointer
+	// authentication (armCPU).
+	pauthImpdef bool
 
 	drive, driveFormat string // what the guest boots: an overlay, or with InPlace the disk
 
