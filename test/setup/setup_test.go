@@ -46,6 +46,47 @@ func TestEveryPackageHasCandidate(t *testing.T) {
 	}
 }
 
+// TestArm64Pieces runs hack/deps (installing what is missing, as make test
+// does next) twice and checks what the arm64 world and arm64 disks need on
+// the host: the aarch64 binfmt_misc handler registered with the F flag that
+// BuildKit's runc worker needs, and GRUB's arm64-efi modules of the
+// installed grub-common's version in /usr/lib/c2vm/grub/arm64-efi. The
+// second run must find everything in place and change nothing.
+func TestArm64Pieces(t *testing.T) {
+	needRoot(t)
+	deps := filepath.Join(repo(t), "hack/deps")
+	if out, err := exec.Command(deps).CombinedOutput(); err != nil {
+		t.Fatalf("hack/deps: %v\n%s", err, out)
+	}
+	h, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+	if err != nil {
+		t.Fatalf("no aarch64 binfmt_misc handler after hack/deps: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)^enabled$`).Match(h) || !regexp.MustCompile(`(?m)^flags:.*F`).Match(h) {
+		t.Errorf("the aarch64 handler is not enabled with the F flag:\n%s", h)
+	}
+	grub, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "grub-common").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := os.ReadFile("/usr/lib/c2vm/grub/arm64-efi/.c2vm-version")
+	if strings.TrimSpace(string(v)) != string(grub) {
+		t.Errorf("/usr/lib/c2vm/grub/arm64-efi is of version %q, grub-common of %q", v, grub)
+	}
+	for _, f := range []string{"normal.mod", "moddep.lst", "kernel.img"} {
+		if _, err := os.Stat(filepath.Join("/usr/lib/c2vm/grub/arm64-efi", f)); err != nil {
+			t.Errorf("GRUB's arm64-efi modules: %v", err)
+		}
+	}
+	before, _ := os.Stat("/usr/lib/c2vm/grub/arm64-efi")
+	if out, err := exec.Command(deps).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("a second hack/deps did something: %v\n%s", err, out)
+	}
+	if after, _ := os.Stat("/usr/lib/c2vm/grub/arm64-efi"); before == nil || after == nil || !os.SameFile(before, after) {
+		t.Errorf("a second hack/deps replaced /usr/lib/c2vm/grub/arm64-efi")
+	}
+}
+
 // TestMissingPackageStopsBeforeInstall adds a package no archive has: hack/deps
 // must name it on one line, exit non-zero, and never call apt-get install.
 func TestMissingPackageStopsBeforeInstall(t *testing.T) {
