@@ -104,15 +104,19 @@ func pickArchAccel(a, qemu, arch string) (string, error) {
 	return pickAccel(a, qemu)
 }
 
-// emulationNote says that a guest of another architecture, or one without
-// KVM, runs under TCG, which translates every instruction: an arm64 guest
-// on an amd64 host takes minutes to boot.
+// emulationNote says that a guest of another architecture than the
+// host's, or an arm64 one without KVM, runs under TCG, which translates
+// every instruction: an arm64 guest on an amd64 host takes minutes to
+// boot. An amd64 guest under TCG on an amd64 host gets no note, as before
+// arm64 disks existed.
 func emulationNote(arch, accelKind string) string {
-	if arch != archARM64 || accelKind != "tcg" {
+	switch {
+	case accelKind != "tcg":
 		return ""
+	case arch != hostArch:
+		return fmt.Sprintf("c2vm: note: this %s disk runs under emulation (TCG) on this %s host: it is slow, several minutes to boot", arch, hostArch)
+	case arch == archARM64:
+		return "c2vm: note: no usable KVM here, so this arm64 disk runs under emulation (TCG): it is slow, several minutes to boot"
 	}
-	if hostArch != archARM64 {
-		return fmt.Sprintf("c2vm: note: this arm64 disk runs under emulation (TCG) on this %s host: it is slow, several minutes to boot", hostArch)
-	}
-	return "c2vm: note: no usable KVM here, so this arm64 disk runs under emulation (TCG): it is slow, several minutes to boot"
+	return ""
 }

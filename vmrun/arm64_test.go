@@ -240,6 +240,9 @@ func TestEmulationNote(t *testing.T) {
 	if got := emulationNote(archARM64, "tcg"); !strings.Contains(got, "no usable KVM") || !strings.Contains(got, "slow") {
 		t.Errorf("arm64 without KVM: %q", got)
 	}
+	if got := emulationNote(archAMD64, "tcg"); got != "c2vm: note: this amd64 disk runs under emulation (TCG) on this arm64 host: it is slow, several minutes to boot" {
+		t.Errorf("amd64 on arm64: %q", got)
+	}
 	if got := emulationNote(archARM64, "kvm"); got != "" {
 		t.Errorf("arm64 under KVM: %q", got)
 	}
