@@ -150,8 +150,9 @@ func checkAppKernel(k *initramfs.Kernel, arch disk.Arch) (string, error) {
 	defer img.Close()
 	head := make([]byte, initramfs.HeadSize)
 	n, _ := io.ReadFull(img, head)
-	if err := kernelArchError(img.Name(), head[:n], arch); err != nil {
-		return "", usererr.New(err.Error(), fmt.Sprintf("give --kernel-dir a root with a kernel for %s (dpkg -x linux-image-*-%s.deb DIR), or one holding %s/boot and %s/lib/modules", arch, arch, arch, arch))
+	if a := wrongArch(head[:n], arch); a != "" {
+		return "", usererr.New(fmt.Sprintf("c2vm's kernel %s is for %s machines, and the disk is for %s", img.Name(), a, arch),
+			fmt.Sprintf("give --kernel-dir a root with a kernel for %s (dpkg -x linux-image-*-%s.deb DIR), or one holding %s/boot and %s/lib/modules", arch, arch, arch, arch))
 	}
 	return img.Name(), nil
 }

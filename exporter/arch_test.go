@@ -101,6 +101,27 @@ func TestAssembleArchRefusals(t *testing.T) {
 	}
 }
 
+// App mode's kernel for the other machine is one error with one fix.
+func TestAppKernelArch(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(dir+"/boot", 0o755))
+	must(t, os.MkdirAll(dir+"/lib/modules/6.1.0-1-amd64/kernel", 0o755))
+	must(t, os.WriteFile(dir+"/lib/modules/6.1.0-1-amd64/kernel/virtio_blk.ko", []byte("x"), 0o644))
+	must(t, os.WriteFile(dir+"/boot/vmlinuz-6.1.0-1-amd64", []byte(fakeKernel(disk.AMD64)), 0o644))
+	k, err := initramfs.FindKernel(dir)
+	if err != nil {
+		t.Skipf("a fake kernel root: %v", err)
+	}
+	_, err = checkAppKernel(k, disk.ARM64)
+	if err == nil || !strings.Contains(err.Error(), "is for amd64 machines, and the disk is for arm64") ||
+		strings.Count(err.Error(), "fix:") != 1 || !strings.Contains(err.Error(), "--kernel-dir") {
+		t.Errorf("amd64 kernel for an arm64 app disk: %v", err)
+	}
+	if _, err := checkAppKernel(k, disk.AMD64); err != nil {
+		t.Errorf("amd64 kernel for an amd64 app disk: %v", err)
+	}
+}
+
 // The VM's init must be a static binary for the disk's machine.
 func TestCheckInit(t *testing.T) {
 	self, err := os.Executable()

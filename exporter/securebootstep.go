@@ -138,17 +138,23 @@ func (s *captureSink) Add(e *rootfs.Entry, data io.Reader) error {
 	if e.Path != s.want.path || data == nil {
 		return s.Sink.Add(e, data)
 	}
-	if e.Kind != rootfs.KindReg || e.Data != nil || s.want.whole && e.Size > secureboot.MaxFile {
+	if e.Kind != rootfs.KindReg || e.Data != nil {
 		s.want.err = fmt.Errorf("not a plain regular file of at most %d bytes", secureboot.MaxFile)
 		return s.Sink.Add(e, data)
 	}
+	// A kernel too large to check as a whole still has its head read, for
+	// its machine.
+	tooBig := s.want.whole && e.Size > secureboot.MaxFile
 	keep := &capWriter{max: initramfs.HeadSize}
-	if s.want.whole {
+	if s.want.whole && !tooBig {
 		keep.max = secureboot.MaxFile
 	}
 	err := s.Sink.Add(e, io.TeeReader(data, keep))
 	if err == nil {
 		s.want.data = keep.buf.Bytes()
+	}
+	if tooBig {
+		s.want.err = fmt.Errorf("not a plain regular file of at most %d bytes", secureboot.MaxFile)
 	}
 	return err
 }
@@ -173,16 +179,20 @@ func (b *build) checkKernelArch() error {
 	if k == nil || k.data == nil {
 		return nil
 	}
-	return kernelArchError("/"+k.path, k.data, b.opts.Arch)
-}
-
-// kernelArchError says why a kernel whose first bytes are head cannot boot
-// a disk of arch, or nil when it can or its format does not tell.
-func kernelArchError(name string, head []byte, arch disk.Arch) error {
-	a, ok := initramfs.ImageArch(head)
-	if !ok || a == arch {
+	a := wrongArch(k.data, b.opts.Arch)
+	if a == "" {
 		return nil
 	}
-	return usererr.New(fmt.Sprintf("the kernel %s is for %s machines, and the disk is for %s", name, a, arch),
-		fmt.Sprintf("make the disk for %s (c2vm assemble --arch %s; docker buildx build --platform linux/%s), or give it a kernel for %s", a, a, a, arch))
+	return usererr.New(fmt.Sprintf("the kernel /%s is for %s machines, and the disk is for %s", k.path, a, b.opts.Arch),
+		fmt.Sprintf("make the disk for %s (c2vm assemble --arch %s; docker buildx build --platform linux/%s), or install a kernel for %s in the image", a, a, a, b.opts.Arch))
+}
+
+// wrongArch is the machine a kernel whose first bytes are head is for
+// when that is not arch; "" when it is arch or its format does not tell.
+func wrongArch(head []byte, arch disk.Arch) disk.Arch {
+	a, ok := initramfs.ImageArch(head)
+	if !ok || a == arch {
+		return ""
+	}
+	return a
 }

@@ -25,9 +25,11 @@ import (
 
 // Frontend builds disks. The zero value runs assembly in the frontend's own
 // image, found with CurrentFrontend(); in-process callers, where there is no
-// frontend image, set Tools.
+// frontend image, name it with ToolsRef.
 type Frontend struct {
-	Tools *llb.State
+	// ToolsRef is the c2vm image to run c2vm's steps in, resolved for the
+	// builder's platform.
+	ToolsRef string
 }
 
 // currentFrontend is what BuildKit's gRPC gateway client offers beyond
@@ -36,14 +38,19 @@ type currentFrontend interface {
 	CurrentFrontend() (*llb.State, error)
 }
 
-func (f *Frontend) tools(c client.Client) (llb.State, error) {
-	if f.Tools != nil {
-		return *f.Tools, nil
+// tools is the c2vm image on the builder's platform: c2vm's own steps
+// (guest configuration, assembly, conversions) run there whatever the
+// target's platform, since they only read and write files and emulating
+// them would only make them slower. An image source takes its platform
+// from its own option, an exec from its state's.
+func (f *Frontend) tools(c client.Client, build ocispecs.Platform) (llb.State, error) {
+	if f.ToolsRef != "" {
+		return llb.Image(f.ToolsRef, llb.Platform(build)).Platform(build), nil
 	}
 	if cf, ok := c.(currentFrontend); ok {
 		st, err := cf.CurrentFrontend()
 		if err == nil && st != nil {
-			return *st, nil
+			return st.Platform(build), nil
 		}
 	}
 	return llb.State{}, fmt.Errorf("cannot find the c2vm image to assemble the disk in: run c2vm as a frontend image (# syntax=<c2vm image>) or use c2vm build")
@@ -90,15 +97,13 @@ func (f *Frontend) Build(ctx context.Context, c client.Client) (*client.Result, 
 	// --no-cache without a stage list re-runs c2vm's steps too.
 	set.disk.NoCache = bc.IsNoCache("")
 	set.bootstrap.NoCache = set.disk.NoCache
-	tools, err := f.tools(c)
+	build := platforms.DefaultSpec()
+	if len(bc.BuildPlatforms) > 0 {
+		build = bc.BuildPlatforms[0]
+	}
+	tools, err := f.tools(c, build)
 	if err != nil {
 		return nil, err
-	}
-	// c2vm's own steps (guest configuration, assembly, conversions) run
-	// on the builder's platform whatever the target's: they only read and
-	// write files, and emulating them would only make them slower.
-	if len(bc.BuildPlatforms) > 0 {
-		tools = tools.Platform(bc.BuildPlatforms[0])
 	}
 	c = cacheClient{Client: c, imports: bc.CacheImports}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {

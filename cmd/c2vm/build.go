@@ -10,7 +10,6 @@ import (
 	"github.com/c2vm/c2vm/frontend"
 	"github.com/c2vm/c2vm/internal/usererr"
 	"github.com/moby/buildkit/client"
-	bk "github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -81,8 +80,7 @@ func (b *buildFlags) run(ctx context.Context, dir string) error {
 		return err
 	}
 	defer c.Close()
-	img := bk.Image(b.tools)
-	fe := &frontend.Frontend{Tools: &img}
+	fe := &frontend.Frontend{ToolsRef: b.tools}
 	opt := client.SolveOpt{
 		Exports:       []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: b.out}},
 		LocalMounts:   mounts,

@@ -49,7 +49,7 @@ func (p Platform) arch() disk.Arch {
 // image holds every platform's, whatever its own architecture, so each
 // variant makes disks for both machines.
 func (p Platform) Package() string {
-	return map[Platform]string{PC: "grub-pc-bin", AMD64EFI: "grub-efi-amd64-bin", ARM64EFI: "grub-efi-arm64-bin (for arm64)"}[p]
+	return map[Platform]string{PC: "grub-pc-bin", AMD64EFI: "grub-efi-amd64-bin", ARM64EFI: "grub-efi-arm64-bin:arm64"}[p]
 }
 
 // modules are what each platform's image holds.

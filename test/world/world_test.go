@@ -21,7 +21,6 @@ import (
 	"github.com/c2vm/c2vm/frontend"
 	"github.com/c2vm/c2vm/internal/testbin"
 	"github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/client/llb"
 	"github.com/tonistiigi/fsutil"
 )
 
@@ -120,8 +119,7 @@ func buildInProcess(t *testing.T, dir, out string, args map[string]string) (map[
 	for k, v := range args {
 		attrs["build-arg:"+k] = v
 	}
-	img := llb.Image(env(t, "C2VM_IMAGE"))
-	fe := &frontend.Frontend{Tools: &img}
+	fe := &frontend.Frontend{ToolsRef: env(t, "C2VM_IMAGE")}
 	ch := make(chan *client.SolveStatus)
 	vertices := map[string]*client.Vertex{}
 	var logs strings.Builder
