@@ -10,9 +10,11 @@ import (
 	"github.com/c2vm/c2vm/internal/hosttools"
 )
 
-// maxESPBytes bounds how much of an ESP c2vm run reads to tell the
-// disk's machine: c2vm's ESPs are 40 MiB, and the directories it reads
-// sit at the start of any ESP that mkfs.vfat and mtools wrote.
+// maxESPBytes bounds how much of an ESP c2vm run copies out of a disk
+// that is not raw to tell its machine: c2vm's ESPs are 40 MiB, and the
+// directories it reads sit at the start of any ESP that mkfs.vfat and
+// mtools wrote. A larger ESP (Ubuntu's 106 MiB, Fedora's 600 MiB) keeps
+// its own size for the FAT's geometry; a read past the copy is an error.
 const maxESPBytes = 64 << 20
 
 // archFromDisk tells a disk's machine from its partitions (head is its
@@ -36,7 +38,7 @@ func archFromDisk(ctx context.Context, disk, format string, head []byte) (arch s
 	if esp == nil {
 		return "", false
 	}
-	files, err := espLoaders(ctx, disk, format, esp.start, min(esp.size, maxESPBytes))
+	files, err := espLoaders(ctx, disk, format, esp.start, esp.size)
 	if err != nil {
 		return "", false
 	}
@@ -54,11 +56,11 @@ func archFromLoaders(files map[string]bool) (string, bool) {
 	return "", false
 }
 
-// espLoaders lists the ESP's \EFI\BOOT, n bytes at off in the disk: in
-// place for a raw disk, else from a copy of that range that qemu-img
-// makes. A panic (the reader's bug meeting a disk it did not foresee) is
-// an error.
-func espLoaders(ctx context.Context, disk, format string, off, n int64) (files map[string]bool, err error) {
+// espLoaders lists the \EFI\BOOT of the ESP of size bytes at off in the
+// disk: in place for a raw disk, else from a copy of its first
+// maxESPBytes that qemu-img makes. A panic (the reader's bug meeting a
+// disk it did not foresee) is an error.
+func espLoaders(ctx context.Context, disk, format string, off, size int64) (files map[string]bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			files, err = nil, fmt.Errorf("reading the ESP failed: %v", r)
@@ -70,8 +72,9 @@ func espLoaders(ctx context.Context, disk, format string, off, n int64) (files m
 			return nil, err
 		}
 		defer f.Close()
-		return fallbackLoaders(io.NewSectionReader(f, off, n), n)
+		return fallbackLoaders(io.NewSectionReader(f, off, size), size)
 	}
+	n := min(size, maxESPBytes)
 	tmp, err := os.MkdirTemp("", "c2vm-esp-")
 	if err != nil {
 		return nil, err
@@ -91,12 +94,9 @@ func espLoaders(ctx context.Context, disk, format string, off, n int64) (files m
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	// A qemu-img that counts from skip copies more: its first n bytes.
-	return fallbackLoaders(f, min(fi.Size(), n))
+	// A qemu-img that counts from skip copies more: only its first n
+	// bytes are read.
+	return fallbackLoaders(io.NewSectionReader(f, 0, n), size)
 }
 
 // ddBlock is the largest block, at most 1 MiB, that divides both off and

@@ -101,6 +101,8 @@ func TestArchFromDisk(t *testing.T) {
 		{"amd64, FAT32", 40 << 10, []string{"-F", "32"}, []string{"BOOTX64.EFI", "grubx64.efi", "mmx64.efi"}, false, archAMD64},
 		{"both loaders", 40 << 10, []string{"-F", "32"}, []string{"BOOTAA64.EFI", "BOOTX64.EFI"}, false, archAMD64},
 		{"arm64, FAT16", 16 << 10, []string{"-F", "16"}, []string{"BOOTAA64.EFI"}, false, archARM64},
+		// Larger than what is copied out of a qcow2: Ubuntu's ESP is 106 MiB.
+		{"arm64, FAT32 of 106 MiB", 106 << 10, []string{"-F", "32"}, []string{"BOOTAA64.EFI"}, false, archARM64},
 		{"arm64, FAT12", 1 << 10, []string{"-F", "12"}, []string{"BOOTAA64.EFI"}, false, archARM64},
 		{"no loader", 2 << 10, nil, nil, false, ""},
 		{"BIOS boot partition", 2 << 10, nil, []string{"BOOTAA64.EFI"}, true, archAMD64},

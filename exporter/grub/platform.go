@@ -67,15 +67,15 @@ var modules = map[Platform][]string{
 		"efi_gop", "all_video", "keystatus", "regexp", "loadenv"},
 }
 
-// libDirs hold GRUB's module directories, tried in order: $C2VM_GRUB_LIB,
-// the system's, and the c2vm image's copy of every platform's (its
-// Dockerfile), unpacked from packages of other architectures.
+// libDirs hold GRUB's module directories, tried in order: $C2VM_GRUB_LIB
+// alone when set, else the system's and the c2vm image's copy of every
+// platform's (its Dockerfile), unpacked from packages of other
+// architectures.
 func libDirs() []string {
-	dirs := []string{"/usr/lib/grub", "/usr/lib/c2vm/grub"}
 	if d := os.Getenv("C2VM_GRUB_LIB"); d != "" {
-		dirs = append([]string{d}, dirs...)
+		return []string{d}
 	}
-	return dirs
+	return []string{"/usr/lib/grub", "/usr/lib/c2vm/grub"}
 }
 
 // Dir returns the platform's module directory as an absolute path, since
