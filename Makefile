@@ -77,7 +77,7 @@ test-secure-boot: deps build
 # (C2VM_ARM64=1). make test keeps the exporter's arm64 unit tests.
 test-arm64: deps build
 	C2VM_FIXTURE_ARM64=$$(./hack/fixture-tree arm64) $(GO) test -tags boot -count=1 -timeout 60m -v -run ARM64 ./test/boot/
-	C2VM_ARM64=1 ./hack/world-test -run 'ARM64|MultiArch|Image'
+	C2VM_ARM64=1 ./hack/world-test -run 'ARM64|MultiArch|UnsupportedPlatform'
 
 # Load and faults (docs/reliability.md): concurrent builds, a builder
 # killed mid-build, power cuts in first boots, parallel assemblies, fifty
