@@ -21,10 +21,12 @@ func (b *bench) arm64(amd64Tree string) {
 	}
 	tree := strings.TrimSpace(string(o))
 	w := b.work
+	// Eleven runs each, in turns: one takes about a second here, where a
+	// run's sync alone varies by more than the target allows.
 	asm := func(src, arch string) job {
 		return job{"rm -rf " + w + "/asm; sync", b.c2vm + " assemble -q --arch " + arch + " -o " + w + "/asm " + src + " >/dev/null && sync"}
 	}
-	s, errs := interleave(max(b.reps, 5), nil, asm(amd64Tree+".tar", "amd64"), asm(tree+".tar", "arm64"))
+	s, errs := interleave(max(b.reps, 11), nil, asm(amd64Tree+".tar", "amd64"), asm(tree+".tar", "arm64"))
 	os.RemoveAll(w + "/asm")
 	if err := firstErr(errs); err != nil {
 		b.skip("arm64 assembly", firstLine(err.Error()))
