@@ -3,6 +3,7 @@
 package world
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +153,43 @@ func TestUnsupportedPlatform(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "cannot make a disk for the platform linux/riscv64") ||
 		!strings.Contains(string(out), "linux/amd64 or linux/arm64") {
 		t.Fatalf("riscv64 build: %v\n%s", err, tail(string(out), 3000))
+	}
+}
+
+// A containerDisk built for both platforms and pushed with type=registry
+// is a multi-arch index: KubeVirt on an arm64 node pulls the arm64 disk,
+// whose image config says arm64, and whose c2vm.json says so too.
+func TestARM64ContainerDiskIndex(t *testing.T) {
+	needARM64World(t)
+	dir := writeContext(t, map[string]string{"report.go": reportGo, "Dockerfile": crossReportImage})
+	ref := env(t, "C2VM_REGISTRY") + "/c2vm-test/containerdisk-multi:t"
+	buildx(t, "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "--build-arg", "C2VM_FORMAT=containerdisk",
+		"--platform", "linux/amd64,linux/arm64", "--output", "type=registry,name="+ref+",registry.insecure=true", dir)
+	raw, err := crane(t, "manifest", ref).Output()
+	must(t, err)
+	var index struct {
+		Manifests []struct {
+			Platform struct{ OS, Architecture string }
+		}
+	}
+	must(t, json.Unmarshal(raw, &index))
+	var got []string
+	for _, m := range index.Manifests {
+		got = append(got, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	if strings.Join(got, ",") != "linux/amd64,linux/arm64" {
+		t.Fatalf("%s lists %v, want linux/amd64 and linux/arm64:\n%s", ref, got, raw)
+	}
+	cfgJSON, err := crane(t, "config", ref, "--platform", "linux/arm64").Output()
+	must(t, err)
+	var cfg struct{ OS, Architecture string }
+	must(t, json.Unmarshal(cfgJSON, &cfg))
+	if cfg.Architecture != "arm64" {
+		t.Errorf("the arm64 entry's config says %s", cfgJSON)
+	}
+	meta, err := crane(t, "export", ref, "-", "--platform", "linux/arm64").Output()
+	must(t, err)
+	if !strings.Contains(string(meta), `"arch": "arm64"`) {
+		t.Errorf("the arm64 containerDisk's c2vm.json does not say arm64")
 	}
 }
