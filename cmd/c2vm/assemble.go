@@ -42,16 +42,14 @@ needed.`,
 			if err != nil {
 				return err
 			}
-			if opts.Arch, err = disk.ParseArch(arch); err != nil {
-				return err
-			}
+
 			if opts.Access, err = access.read(); err != nil {
 				return err
 			}
 			if err := sb.apply(cmd, &opts); err != nil {
 				return err
 			}
-			src, err := rootfs.Open(args[0])
+			src, err := openSource(args[0], arch, &opts)
 			if err != nil {
 				return err
 			}
@@ -83,7 +81,7 @@ needed.`,
 	f.StringVar(&format, "format", "raw", "comma-separated output formats, exactly those written: "+strings.Join(disk.FormatNames(), ",")+" (raw is linux.img; qcow2 is zstd-compressed)")
 	f.StringVar(&size, "size", "auto", "disk size: auto (content plus headroom) or N[K|M|G|T]")
 	f.StringVar(&firmware, "firmware", "hybrid", "boot firmware the disk supports: hybrid, bios or uefi (arm64: uefi only; hybrid means uefi there)")
-	f.StringVar(&arch, "arch", "amd64", "the machine the disk boots on: amd64 or arm64 (its GRUB, console, root partition type, and in app mode c2vm's kernel and init)")
+	f.StringVar(&arch, "arch", "auto", "the machine the disk boots on: amd64 or arm64 (its GRUB, console, root partition type, and in app mode c2vm's kernel and init); auto: the image config's architecture for an image source, else amd64")
 	f.StringVar(&cmdline, "cmdline", "", "extra kernel command line arguments")
 	f.StringVar(&mode, "mode", "auto", "auto, system (the tree's own kernel and init) or app (c2vm's kernel and init run the image's program)")
 	prog.register(f)
@@ -91,6 +89,32 @@ needed.`,
 	sb.register(f)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the written files")
 	return cmd
+}
+
+// openSource opens the source for the machine --arch names, or, for
+// auto, finds the machine in the image's config (amd64 for a tree or a
+// tar, which have none).
+func openSource(spec, arch string, opts *exporter.Options) (rootfs.Source, error) {
+	if arch != "auto" {
+		a, err := disk.ParseArch(arch)
+		if err != nil {
+			return nil, err
+		}
+		opts.Arch = a
+		return rootfs.OpenFor(spec, string(a))
+	}
+	src, err := rootfs.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	opts.Arch = disk.AMD64
+	if a := src.Architecture(); a != "" {
+		if opts.Arch, err = disk.ParseArch(a); err != nil {
+			src.Close()
+			return nil, usererr.New(fmt.Sprintf("%s is an image for %s, and c2vm makes disks for amd64 and arm64", spec, a), "give an amd64 or arm64 image")
+		}
+	}
+	return src, nil
 }
 
 // assembleOptions parses the flags every assembly has.

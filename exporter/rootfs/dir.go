@@ -49,6 +49,8 @@ func (s *dirSource) String() string          { return "directory " + s.root }
 func (s *dirSource) Close() error            { return nil }
 func (s *dirSource) ImageConfig() *v1.Config { return nil }
 
+func (s *dirSource) Architecture() string { return "" }
+
 // visit is called for each entry in walk order with the directory fd that
 // holds it; for the root, dirfd is the root's own fd and name is ".".
 type visit func(rel string, dirfd int, name string, st *unix.Stat_t, kids []string) error

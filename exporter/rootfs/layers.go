@@ -32,6 +32,7 @@ type layeredSource struct {
 	layers    []Layer
 	whiteouts bool
 	config    *v1.Config
+	arch      string // the config's architecture
 	t         *tree
 	sums      [][]byte   // per layer, a digest of the headers seen in Scan
 	plain     []fileID   // per layer, when it is a plain tar file: which (plain.go)
@@ -41,6 +42,8 @@ type layeredSource struct {
 func (s *layeredSource) String() string          { return s.desc }
 func (s *layeredSource) Close() error            { return nil }
 func (s *layeredSource) ImageConfig() *v1.Config { return s.config }
+
+func (s *layeredSource) Architecture() string { return s.arch }
 
 // entryFunc gets each entry of a layer: its ordinal, where it lies, its
 // header, sparse map and a reader of its data.

@@ -40,7 +40,7 @@ func integrityError(desc, what string) error {
 
 // openOCILayout opens oci-layout:DIR[:TAG]. With no tag the layout must
 // hold one image (or one index); an index picks this machine's platform.
-func openOCILayout(spec string) (Source, error) {
+func openOCILayout(spec, arch string) (Source, error) {
 	dir, tag, _ := strings.Cut(spec, ":")
 	desc := "oci-layout:" + spec
 	fix := "give an OCI image layout directory (skopeo copy ... oci:DIR, or buildx --output type=oci,tar=false)"
@@ -55,7 +55,10 @@ func openOCILayout(spec string) (Source, error) {
 	if err != nil {
 		return nil, usererr.New(fmt.Sprintf("%s is not an OCI image layout: %v", dir, err), fix)
 	}
-	lay := ociLayout{dir: dir, desc: desc}
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	lay := ociLayout{dir: dir, desc: desc, arch: arch}
 	img, d, err := lay.pick(idx, tag)
 	if err != nil {
 		return nil, err
@@ -77,7 +80,9 @@ func mustRaw(b []byte, err error) []byte {
 	return b
 }
 
-type ociLayout struct{ dir, desc string }
+// ociLayout is a layout being read; arch is the architecture chosen from
+// an index of several platforms.
+type ociLayout struct{ dir, desc, arch string }
 
 // blob reads a small blob, checking its size and digest.
 func (o ociLayout) blob(d v1.Descriptor) ([]byte, error) {
@@ -124,7 +129,7 @@ func (o ociLayout) pick(idx v1.ImageIndex, tag string) (v1.Image, v1.Descriptor,
 		return fail(fmt.Sprintf("no image tagged %q", tag), fmt.Sprintf("use one of the layout's tags: %s", strings.Join(tags, ", ")))
 	}
 	if len(cands) > 1 {
-		cands = byPlatform(cands)
+		cands = byPlatform(cands, o.arch)
 	}
 	if len(cands) != 1 {
 		return fail(fmt.Sprintf("holds %d images", len(cands)), "name one as oci-layout:DIR:TAG")
@@ -150,12 +155,12 @@ func (o ociLayout) pick(idx v1.ImageIndex, tag string) (v1.Image, v1.Descriptor,
 	return img, d, nil
 }
 
-// byPlatform keeps the descriptors for this machine's linux platform, or all
-// of them when none says its platform.
-func byPlatform(ds []v1.Descriptor) []v1.Descriptor {
+// byPlatform keeps the descriptors for linux on arch, or all of them when
+// none says its platform.
+func byPlatform(ds []v1.Descriptor, arch string) []v1.Descriptor {
 	var out []v1.Descriptor
 	for _, d := range ds {
-		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
 			out = append(out, d)
 		}
 	}
@@ -180,7 +185,7 @@ func (o ociLayout) source(img v1.Image) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &layeredSource{desc: o.desc, whiteouts: true, config: &cfg.Config}
+	s := &layeredSource{desc: o.desc, whiteouts: true, config: &cfg.Config, arch: cfg.Architecture}
 	for i, d := range m.Layers {
 		if d.Digest.Algorithm != "sha256" {
 			return nil, usererr.New(fmt.Sprintf("%s: layer %d has an unsupported digest %q", o.desc, i+1, d.Digest), "use sha256 digests")
@@ -403,7 +408,7 @@ func archiveSource(desc string, img v1.Image, entry *tarball.Descriptor) (Source
 	if err != nil {
 		return nil, err
 	}
-	s := &layeredSource{desc: desc, whiteouts: true, config: &cfg.Config}
+	s := &layeredSource{desc: desc, whiteouts: true, config: &cfg.Config, arch: cfg.Architecture}
 	for i, l := range layers {
 		diffHex := cfg.RootFS.DiffIDs[i].Hex
 		s.layers = append(s.layers, Layer{

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,39 @@ func TestSparseInLayers(t *testing.T) {
 		"GNU.sparse.size": "100000", "GNU.sparse.numblocks": "1", "GNU.sparse.map": "0,20"}, "0123456789")
 	if _, err := ociLayoutOf(t, bad.Bytes()).Scan(context.Background()); err == nil {
 		t.Error("inconsistent sparse map accepted")
+	}
+}
+
+// From an index of several platforms the source for the architecture asked
+// for is read, and says its architecture; without one, this machine's.
+func TestOCILayoutPlatforms(t *testing.T) {
+	dir := t.TempDir()
+	layers := map[string][]byte{
+		"amd64": ocitest.NewTar().File("which", "amd64", 0o644).Bytes(),
+		"arm64": ocitest.NewTar().File("which", "arm64", 0o644).Bytes(),
+	}
+	if err := ocitest.WritePlatformLayout(dir, "v1", layers); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64", ""} {
+		src, err := OpenFor("oci-layout:"+dir+":v1", arch)
+		if err != nil {
+			t.Fatalf("%q: %v", arch, err)
+		}
+		want := arch
+		if arch == "" {
+			want = runtime.GOARCH
+		}
+		if got := src.Architecture(); got != want {
+			t.Errorf("asked for %q: the source says %q, want %q", arch, got, want)
+		}
+		_, s := mustStream(t, src)
+		if got, _ := s.content("which"); got != want {
+			t.Errorf("asked for %q: read the %q image", arch, got)
+		}
+		src.Close()
+	}
+	if _, err := OpenFor("oci-layout:"+dir+":v1", "riscv64"); err == nil || !strings.Contains(err.Error(), "holds 2 images") {
+		t.Errorf("riscv64 from an amd64+arm64 index: %v", err)
 	}
 }

@@ -22,6 +22,9 @@ type Source interface {
 	// ImageConfig is the image's configuration (entrypoint, command,
 	// environment…) for sources that are images, nil for the others.
 	ImageConfig() *v1.Config
+	// Architecture is the image config's architecture (amd64, arm64…),
+	// "" for a source without a config.
+	Architecture() string
 	String() string
 	Close() error
 }
@@ -29,8 +32,14 @@ type Source interface {
 // Open parses a SOURCE argument: a directory, a tar file (plain, gzip or
 // zstd), oci-layout:DIR[:TAG] or docker-archive:FILE[:REF].
 func Open(spec string) (Source, error) {
+	return OpenFor(spec, "")
+}
+
+// OpenFor is Open choosing, from an OCI layout's index of several
+// platforms, linux on arch ("" for this machine's).
+func OpenFor(spec, arch string) (Source, error) {
 	if rest, ok := strings.CutPrefix(spec, "oci-layout:"); ok {
-		return openOCILayout(rest)
+		return openOCILayout(rest, arch)
 	}
 	if rest, ok := strings.CutPrefix(spec, "docker-archive:"); ok {
 		return openDockerArchive(rest)

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -206,4 +208,39 @@ func (t *Tar) rawBlock(name string, typeflag byte, linkname string, size int64, 
 	t.buf.Write(h[:])
 	t.buf.WriteString(body)
 	t.buf.Write(make([]byte, (512-len(body)%512)%512))
+}
+
+// WritePlatformLayout writes an OCI image layout at dir whose index holds
+// one image per architecture, each tagged tag, with linux and that
+// architecture in its descriptor and its config, and the one layer given.
+func WritePlatformLayout(dir, tag string, layers map[string][]byte) error {
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	for _, arch := range slices.Sorted(maps.Keys(layers)) {
+		ls, err := fromBytes([][]byte{layers[arch]})
+		if err != nil {
+			return err
+		}
+		img, err := mutate.AppendLayers(empty.Image, ls...)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			return err
+		}
+		err = p.AppendImage(img, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}),
+			layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag}))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
