@@ -32,9 +32,12 @@ func (b *bench) arm64(amd64Tree string) {
 		b.skip("arm64 assembly", firstLine(err.Error()))
 		return
 	}
-	b.add(row{what: "c2vm assemble, amd64 Debian 12 tree (tar)", median: secs(s[0].median()), spread: s[0].spread(), rss: mib(s[0].peakRSS()), note: treeSize(amd64Tree)})
+	cpu := func(x series) string { return "CPU " + secs(x.medianCPU()) }
+	b.add(row{what: "c2vm assemble, amd64 Debian 12 tree (tar)", median: secs(s[0].median()), spread: s[0].spread(), rss: mib(s[0].peakRSS()),
+		note: treeSize(amd64Tree) + "; " + cpu(s[0])})
 	b.add(row{what: "c2vm assemble --arch arm64, arm64 Debian 12 tree (tar)", median: secs(s[1].median()), spread: s[1].spread(), rss: mib(s[1].peakRSS()),
-		ratio: ratio(s[1].median(), s[0].median()), note: treeSize(tree) + "; in turns with the row above; target ≤ 1.2× (no emulation)"})
+		ratio: ratio(s[1].median(), s[0].median()), note: treeSize(tree) + "; " + cpu(s[1]) + " (" + ratio(s[1].medianCPU(), s[0].medianCPU()) +
+			"); in turns with the row above; target ≤ 1.2× (no emulation)"})
 	b.arm64Boots(tree)
 }
 

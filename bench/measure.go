@@ -13,7 +13,8 @@ import (
 // sample is one timed run of a command tree.
 type sample struct {
 	wall   time.Duration
-	maxRSS int64 // bytes, the largest process in the tree
+	cpu    time.Duration // user and system time of the command and its waited-for children
+	maxRSS int64         // bytes, the largest process in the tree
 }
 
 // runTimed runs a shell command and reports its wall time and peak RSS
@@ -28,6 +29,7 @@ func runTimed(env []string, script string) (sample, error) {
 	s := sample{wall: time.Since(start)}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.maxRSS = ru.Maxrss * 1024
+		s.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	}
 	if err != nil {
 		return s, fmt.Errorf("%s: %v\n%s", script, err, tail(out.String(), 2000))
@@ -80,6 +82,20 @@ func (s series) min() time.Duration {
 		return 0
 	}
 	return w[0]
+}
+
+// medianCPU is the median of the runs' CPU times: unlike wall time it
+// does not wait on the disk, so it shows work done, emulated or not.
+func (s series) medianCPU() time.Duration {
+	c := make([]time.Duration, len(s))
+	for i, x := range s {
+		c[i] = x.cpu
+	}
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	if len(c) == 0 {
+		return 0
+	}
+	return c[len(c)/2]
 }
 
 func (s series) peakRSS() int64 {
