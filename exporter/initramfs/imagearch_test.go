@@ -1,22 +1,12 @@
 package initramfs
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"testing"
 
 	"github.com/c2vm/c2vm/exporter/disk"
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
-
-// gz compresses b, as Ubuntu's arm64 vmlinuz is.
-func gz(b []byte) []byte {
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	zw.Write(b)
-	zw.Close()
-	return out.Bytes()
-}
 
 func TestImageArch(t *testing.T) {
 	bz := make([]byte, HeadSize)
@@ -48,8 +38,8 @@ func TestImageArch(t *testing.T) {
 		{"riscv PE", pe(0x5064, 0x80), "", false},
 		{"PE offset past the head", pe(0xaa64, 0xfffffff0), "", false},
 		{"PE offset at the end", pe(0xaa64, 508), "", false},
-		{"gzip'd arm64 Image", gz(arm), disk.ARM64, true},
-		{"gzip'd arm64 Image, cut short", gz(arm)[:12], "", false},
+		{"gzip'd arm64 Image", ocitest.Gzip(arm), disk.ARM64, true},
+		{"gzip'd arm64 Image, cut short", ocitest.Gzip(arm)[:12], "", false},
 		{"gzip header only", []byte{0x1f, 0x8b, 8, 0}, "", false},
 		{"empty", nil, "", false},
 		{"short MZ", []byte("MZ"), "", false},

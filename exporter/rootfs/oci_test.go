@@ -45,14 +45,6 @@ func blobs(t *testing.T, dir string) (manifest, config string, layers []string) 
 	return manifest, path(m.Config.Digest), layers
 }
 
-func gz(b []byte) []byte {
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	zw.Write(b)
-	zw.Close()
-	return out.Bytes()
-}
-
 func wantErr(t *testing.T, spec string, want ...string) {
 	t.Helper()
 	src, err := Open(spec)
@@ -75,7 +67,7 @@ func TestLayoutDigestsChecked(t *testing.T) {
 
 	dir := writeLayoutDir(t, base, top)
 	_, _, layers := blobs(t, dir)
-	os.WriteFile(layers[1], gz(evil), 0o644)
+	os.WriteFile(layers[1], ocitest.Gzip(evil), 0o644)
 	wantErr(t, "oci-layout:"+dir, "layer 2 of 2", "does not match", "fix:")
 
 	dir = writeLayoutDir(t, base, top)
@@ -116,7 +108,7 @@ func TestDockerArchiveDiffIDsChecked(t *testing.T) {
 	tampered := filepath.Join(t.TempDir(), "tampered.tar")
 	rewriteMember(t, p, tampered, func(name string, body []byte) []byte {
 		if strings.HasSuffix(name, ".tar.gz") && bytes.Contains(gunzip(body), []byte("etc/.wh.b")) {
-			return gz(ocitest.NewTar().File("etc/a", "evil", 0o644).File("etc/.wh.b", "", 0o644).Bytes())
+			return ocitest.Gzip(ocitest.NewTar().File("etc/a", "evil", 0o644).File("etc/.wh.b", "", 0o644).Bytes())
 		}
 		return body
 	})

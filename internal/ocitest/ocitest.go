@@ -4,6 +4,7 @@ package ocitest
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"maps"
@@ -243,4 +244,14 @@ func WritePlatformLayout(dir, tag string, layers map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// Gzip compresses b, as layers and some kernels (Ubuntu's arm64 vmlinuz)
+// are.
+func Gzip(b []byte) []byte {
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
 }
