@@ -139,6 +139,18 @@ func fixtureMarker(t *testing.T) string {
 	return string(script)
 }
 
+// markerWith adds fields to the end of the fixture marker's line, which
+// ends with `" >/dev/TTY` (the tty named literally or by $tty, as the
+// tree was made).
+func markerWith(t *testing.T, script, fields string) string {
+	t.Helper()
+	out := strings.Replace(script, `" >/dev/`, " "+fields+`" >/dev/`, 1)
+	if out == script {
+		t.Fatal("marker script has an unexpected shape")
+	}
+	return out
+}
+
 // TestRunStopAndPorts boots a guest that stays up and checks, while it
 // runs, the forwards QEMU set up (over --qmp) and that data flows through
 // them: the disk's exposed port 8000 (c2vm.json) on its printed host port,
@@ -345,7 +357,7 @@ func countingImage(t *testing.T) string {
 	count := `n=$(cat /var/lib/c2vm-run/count 2>/dev/null || echo 0); n=$((n + 1))
 mkdir -p /var/lib/c2vm-run && echo $n >/var/lib/c2vm-run/count && sync
 fw=bios;`
-	counting := strings.Replace(strings.Replace(script, "fw=bios;", count, 1), `" >/dev/ttyS0`, ` count=$n" >/dev/ttyS0`, 1)
+	counting := markerWith(t, strings.Replace(script, "fw=bios;", count, 1), "count=$n")
 	if strings.Count(counting, "count=$n") != 1 || !strings.Contains(counting, "/var/lib/c2vm-run/count") {
 		t.Fatal("marker script has an unexpected shape")
 	}
