@@ -3,7 +3,6 @@ package vmrun
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
 // mbrDisk writes a raw disk of size bytes whose first sector carries a
@@ -166,11 +167,7 @@ func tarFile(t *testing.T, path string, zip bool, names ...string) {
 	tw.Close()
 	b := buf.Bytes()
 	if zip {
-		var z bytes.Buffer
-		zw := gzip.NewWriter(&z)
-		zw.Write(b)
-		zw.Close()
-		b = z.Bytes()
+		b = ocitest.Gzip(b)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

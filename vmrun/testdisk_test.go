@@ -2,7 +2,6 @@ package vmrun
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/c2vm/c2vm/exporter/ext4"
+	"github.com/c2vm/c2vm/internal/ocitest"
 )
 
 // Disks for the direct boot's tests, laid out as c2vm lays out its own: a
@@ -178,18 +178,15 @@ func guidBytesPlain(t testing.TB, s string) []byte {
 
 // testBzImage is a bzImage header whose payload is vmlinux gzip'd.
 func testBzImage(vmlinux []byte) []byte {
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(vmlinux)
-	zw.Close()
+	z := ocitest.Gzip(vmlinux)
 	k := make([]byte, 1024)
 	k[0x1F1] = 1 // setup sectors: the payload's code starts at 1024
 	copy(k[0x202:], "HdrS")
 	binary.LittleEndian.PutUint16(k[0x206:], 0x20F)
 	binary.LittleEndian.PutUint32(k[0x22C:], 0x7FFFFFFF) // initrd_addr_max
 	binary.LittleEndian.PutUint32(k[0x248:], 0)
-	binary.LittleEndian.PutUint32(k[0x24C:], uint32(z.Len()))
-	return append(k, z.Bytes()...)
+	binary.LittleEndian.PutUint32(k[0x24C:], uint32(len(z)))
+	return append(k, z...)
 }
 
 // testVmlinux is the smallest ELF kernel QEMU's PVH boot takes: one
