@@ -12,6 +12,11 @@ import (
 // for (BOOTX64.EFI, BOOTAA64.EFI). The ESP is hostile input: every read
 // is bounded and checked against the partition, and a chain of clusters
 // ends after a fixed count whatever the FAT says.
+//
+// We write this reader rather than take go-diskfs's FAT package for two
+// reasons. That package reads FAT32 only, and a small ESP is often FAT16.
+// It also reads the whole table to open a file, while this reader needs
+// one directory's names.
 
 // Bounds on what the reader reads, far above what an ESP's directories
 // need.
