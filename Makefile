@@ -8,7 +8,7 @@ BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
 
-.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot test-arm64 test-distros boot-world-test
+.PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot test-arm64 test-distros
 
 all: build
 
@@ -36,7 +36,7 @@ vet:
 	$(GO) vet -tags world ./test/world/
 	$(GO) vet -tags setup ./test/setup/
 	for f in hack/deps hack/fixture-tree hack/secureboot-files hack/tools hack/fuzz bench/pipeline2021.sh; do sh -n $$f || exit 1; done
-	for f in hack/testenv hack/world-test hack/boot-world-test hack/demo hack/examples-test; do bash -n $$f || exit 1; done
+	for f in hack/testenv hack/world-test hack/make-test hack/demo hack/examples-test; do bash -n $$f || exit 1; done
 
 # Fast tests; C2VM_REQUIRE_TOOLS turns "tool missing" skips into failures.
 unit: deps
@@ -66,7 +66,7 @@ test-upgrade: fixture
 
 # Secure Boot on every supported release (docs/secure-boot.md): make test
 # boots Debian 12 and Ubuntu 24.04; this adds Debian 11 and 13, Ubuntu
-# 20.04 and 22.04, and the Ubuntu disk under BIOS and plain UEFI.
+# 20.04 and 22.04, and both first disks under BIOS and plain UEFI.
 test-secure-boot: deps build
 	C2VM_SECURE_BOOT_FULL=1 C2VM_DISTROS=all ./hack/world-test -run 'TestSecureBoot'
 
@@ -94,14 +94,9 @@ test-matrix: deps build
 world-test: deps build
 	./hack/world-test
 
-# boot-test, then world-test; the world's cold set-up (its tools' builds,
-# its base images' debootstraps) runs beside the boot tests.
-boot-world-test: deps build
-	./hack/boot-world-test
-
 # System mode on every supported release: make test boots Debian 12 and 13
-# and Ubuntu 20.04 and 24.04; this adds Debian 11 and Ubuntu 22.04 (about
-# 8 minutes, 10 on a new machine: two more base images).
+# and Ubuntu 24.04; this adds Debian 11 and Ubuntu 20.04 and 22.04 (about
+# 8 minutes, 11 on a new machine: three more base images).
 test-distros: deps build
 	C2VM_DISTROS=all ./hack/world-test -run 'TestMoreDistros'
 
@@ -115,7 +110,11 @@ bench: fixture
 bench-smoke: deps
 	$(GO) run ./bench -smoke -out $${TMPDIR:-/tmp}/c2vm-bench-smoke.md
 
-test: setup-test vet unit fuzz-check bench-smoke boot-world-test
+# After the set-up checks and vet, hack/make-test runs unit, fuzz-check,
+# bench-smoke, boot-test and world-test, with the cold set-up (the fixture
+# tree, the test world's tools and base images) beside them.
+test: setup-test vet deps build
+	./hack/make-test
 
 # The examples (basic, devbox, devbox-ui) built with buildx and booted, as
 # their READMEs say; not part of make test (one to two hours, several GB).

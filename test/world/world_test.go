@@ -207,10 +207,9 @@ func TestInProcessDebian(t *testing.T) {
 	if _, err := buildInProcess(t, dir, out, args); err != nil {
 		t.Fatal(err)
 	}
-	disk := filepath.Join(out, "linux.img")
-	for _, fw := range []string{"bios", "uefi"} {
-		checkGuest(t, boot(t, disk, fw), "c2vm-debian")
-	}
+	// UEFI only: the buildx tests boot their disks under BIOS and UEFI, and
+	// the boot tests the assembly under both.
+	checkGuest(t, boot(t, filepath.Join(out, "linux.img"), "uefi"), "c2vm-debian")
 
 	// The same build again is served from BuildKit's cache.
 	vertices, err := buildInProcess(t, dir, t.TempDir(), args)
@@ -361,17 +360,17 @@ func TestTargetAndNamedContext(t *testing.T) {
 }
 
 // TestMoreDistros boots the other supported releases: Debian 13
-// (systemd-resolved and systemd-repart are separate packages there) and
-// Ubuntu 20.04 (Linux 5.4: an lz4 initramfs, OpenSSH 8.2) and, with
-// C2VM_DISTROS=all (make test-distros, whose world has their base images),
-// Debian 11 and Ubuntu 22.04.
+// (systemd-resolved and systemd-repart are separate packages there) and,
+// with C2VM_DISTROS=all (make test-distros, whose world has their base
+// images), Debian 11 and Ubuntu 20.04 (Linux 5.4: an lz4 initramfs) and
+// 22.04.
 func TestMoreDistros(t *testing.T) {
 	type distro struct{ from, kernel string }
-	cases := []distro{{"debian:trixie", "amd64"}, {"ubuntu:20.04", "generic"}}
+	cases := []distro{{"debian:trixie", "amd64"}}
 	if os.Getenv("C2VM_DISTROS") == "all" {
-		cases = append(cases, distro{"debian:bullseye", "amd64"}, distro{"ubuntu:22.04", "generic"})
+		cases = append(cases, distro{"debian:bullseye", "amd64"}, distro{"ubuntu:20.04", "generic"}, distro{"ubuntu:22.04", "generic"})
 	} else {
-		t.Log("Debian 11 and Ubuntu 22.04 run in make test-distros (C2VM_DISTROS=all)")
+		t.Log("Debian 11 and Ubuntu 20.04 and 22.04 run in make test-distros (C2VM_DISTROS=all)")
 	}
 	for _, c := range cases {
 		t.Run(c.from, func(t *testing.T) {
