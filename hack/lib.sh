@@ -42,3 +42,20 @@ ubuntu_keyring() {
 	fi
 	echo "$kr"
 }
+
+# clear_tree DIR removes a debootstrap target left by a run that was
+# killed: debootstrap may have left mounts in it (/proc, /sys, /dev/pts, and
+# in a container bind mounts of the host's devices). Every mount under DIR
+# is detached first, deepest first, and rm stays on DIR's filesystem.
+clear_tree() {
+	[ -e "$1" ] || return 0
+	ct_dir=$(realpath "$1")
+	findmnt -rno TARGET | awk -v d="$ct_dir/" 'index($0, d) == 1' | sort -r | while read -r ct_m; do
+		umount -l "$ct_m" || true
+	done
+	if findmnt -rno TARGET | awk -v d="$ct_dir/" 'index($0, d) == 1 {found=1} END {exit !found}'; then
+		echo "$ct_dir still has mounts under it; fix: unmount them (findmnt | grep $ct_dir) and run again" >&2
+		return 1
+	fi
+	rm -rf --one-file-system "$ct_dir"
+}

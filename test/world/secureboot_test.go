@@ -73,10 +73,10 @@ func readMeta(t *testing.T, out string) *diskmeta.Meta {
 
 // Debian 12 and Ubuntu 24.04 built with default options boot with Secure
 // Boot enforcing (OVMF's secboot build, Microsoft's keys) through their
-// distribution's shim, GRUB and kernel, and report it on; the Debian disk
-// still boots under BIOS and under UEFI without Secure Boot. make
+// distribution's shim, GRUB and kernel, and report it on. make
 // test-secure-boot (C2VM_SECURE_BOOT_FULL) adds the other supported
-// releases and the Ubuntu disk's BIOS and UEFI boots.
+// releases and both disks' BIOS and plain-UEFI boots, where the guest
+// reports Secure Boot off.
 func TestSecureBootSystem(t *testing.T) {
 	full := os.Getenv("C2VM_SECURE_BOOT_FULL") != ""
 	type sbCase struct {
