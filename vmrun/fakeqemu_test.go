@@ -82,7 +82,7 @@ func fakeQEMU(mode string) {
 			fmt.Println("RAW")
 		}
 		fmt.Println("Booting from Hard Disk...")
-		select {}
+		sleepForever()
 	case "acpi", "deaf", "stubborn":
 		if mode == "deaf" {
 			signal.Ignore(syscall.SIGTERM)
@@ -90,7 +90,7 @@ func fakeQEMU(mode string) {
 		serveQMP(qmpPathFromArgs(os.Args[1:]), mode == "acpi", text)
 	case "kvmfail":
 		fmt.Fprintln(os.Stderr, "KVM internal error. Suberror: 1\nemulation failure")
-		select {}
+		sleepForever()
 	case "fail":
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8000-:80: Could not set up host forwarding rule 'tcp:127.0.0.1:8000-:80'")
 		os.Exit(1)
@@ -223,4 +223,13 @@ func runArgs(t *testing.T, o Options, argsFile string) []string {
 		t.Fatal(err)
 	}
 	return args
+}
+
+// sleepForever hangs as a stuck QEMU does, until it is killed. Asleep, not
+// blocked: without cgo the runtime reports a program whose goroutines all
+// block as a deadlock.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }

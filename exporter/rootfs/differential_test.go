@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -127,10 +127,25 @@ func fixChecksums(b []byte) []byte {
 	return b
 }
 
+// goTarTestdata is the directory of archive/tar's test files. The go
+// command knows GOROOT; runtime.GOROOT does not in a test built with
+// -trimpath, as make test builds them.
+func goTarTestdata(t testing.TB) string {
+	root, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(root)), "src/archive/tar/testdata")
+	if _, err := os.Stat(filepath.Join(dir, "gnu.tar")); err != nil {
+		t.Fatalf("archive/tar's test files: %v", err)
+	}
+	return dir
+}
+
 // goTestArchives are archive/tar's own test files, the hostile ones
 // included, and the base64 ones decoded.
 func goTestArchives(t testing.TB) map[string][]byte {
-	dir := filepath.Join(runtime.GOROOT(), "src/archive/tar/testdata")
+	dir := goTarTestdata(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.tar*"))
 	out := map[string][]byte{}
 	for _, f := range files {
