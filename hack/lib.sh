@@ -4,8 +4,9 @@
 # directory.
 hack_dir=$(cd "$(dirname "$0")" && pwd)
 
-# One cache directory for everything heavy (debootstrap trees, Go builds of
-# test tools) so a warm machine is fast and a cold one still works.
+# One cache directory for everything heavy (debootstrap trees, the test
+# tools' binaries, BuildKit's state) so a warm machine is fast and a cold one
+# still works. The tools' compiled packages are in the Go cache.
 C2VM_CACHE=${C2VM_CACHE:-/var/cache/c2vm}
 
 # debian_mirror prints the Debian archive URI this machine's apt uses, so the

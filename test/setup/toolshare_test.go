@@ -48,8 +48,10 @@ func TestToolModulesShareVersions(t *testing.T) {
 			}
 			common++
 			if v != want {
-				t.Errorf("hack/toolmods/%s requires %s %s, c2vm %s; fix: in hack/toolmods/%s run go get %s@%s and go mod tidy",
-					name, path, v, want, name, path, want)
+				t.Errorf("hack/toolmods/%s requires %s %s, c2vm %s; fix: raise the older side to the newer version "+
+					"(go get %s@VERSION and go mod tidy, in hack/toolmods/%s or in the repository's root), "+
+					"then check that the tool's own module kept its version in hack/toolmods/%s/go.mod",
+					name, path, v, want, path, name, name)
 			}
 		}
 		if common < 30 {
