@@ -131,6 +131,7 @@ func checkAccess(t *testing.T, g *guest, key string) {
 // the new key only, and the old one is refused. Ubuntu also gets keys from
 // a secret.
 func TestAccessSSH(t *testing.T) {
+	parallelBoot(t)
 	keyA, pubA := sshKey(t, "a")
 	keyB, pubB := sshKey(t, "b")
 	t.Run("debian", func(t *testing.T) {
@@ -220,6 +221,7 @@ users:
 // C2VM_CLOUD_INIT=1: a NoCloud seed from c2vm run --cloud-init makes a user
 // with a key and sets the hostname.
 func TestAccessCloudInit(t *testing.T) {
+	parallelBoot(t)
 	key, pub := sshKey(t, "ci")
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM debian:bookworm\n"})
 	out := buildDisk(t, dir, "C2VM_CLOUD_INIT=1")
@@ -249,6 +251,7 @@ func TestAccessCloudInit(t *testing.T) {
 // App mode: the keys go to root of an image whose program is sshd, which
 // keeps its own settings and host keys.
 func TestAccessAppMode(t *testing.T) {
+	parallelBoot(t)
 	key, pub := sshKey(t, "app")
 	dir := writeContext(t, map[string]string{"Dockerfile": `FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends openssh-server && rm -rf /var/lib/apt/lists/*

@@ -91,6 +91,7 @@ func main() {
 // A FROM scratch image with a static Go program runs as the image config
 // says, and c2vm run exits with its code, under BIOS and UEFI.
 func TestAppModeScratchProgram(t *testing.T) {
+	parallelBoot(t)
 	dir := writeContext(t, map[string]string{"report.go": reportGo, "Dockerfile": reportImage + `ENV GREETING="hello world" PATH=/bin
 WORKDIR /work/dir
 USER 1234:5678
@@ -145,6 +146,7 @@ while :; do sleep 1; done
 // system_powerdown) reaches the program, whose last write is on the disk,
 // and the filesystem is clean.
 func TestAppModeBusybox(t *testing.T) {
+	parallelBoot(t)
 	dir := writeContext(t, map[string]string{"test.sh": busyboxScript, "Dockerfile": `FROM debian:bookworm AS bb
 RUN apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/*
 FROM scratch
@@ -180,6 +182,7 @@ CMD ["/bin/sh", "/test.sh"]
 // An HTTP server in app mode (python3 on debian:bookworm-slim): c2vm run
 // forwards its EXPOSEd port and the host fetches a page.
 func TestAppModeHTTPServer(t *testing.T) {
+	parallelBoot(t)
 	dir := writeContext(t, map[string]string{"Dockerfile": `FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv
@@ -215,6 +218,7 @@ CMD ["python3", "-m", "http.server", "8000"]
 // System mode: the image's CMD runs as c2vm-app.service with the image's
 // USER and ENV; C2VM_APP=off leaves it out, as does a CMD that is a shell.
 func TestSystemModeService(t *testing.T) {
+	parallelBoot(t)
 	dir := exampleContext(t, "debian", "")
 	df, _ := os.ReadFile(filepath.Join(dir, "Dockerfile"))
 	df = append(df, []byte(`RUN apt-get update && apt-get install -y --no-install-recommends python3 procps && rm -rf /var/lib/apt/lists/* && useradd -m web

@@ -82,6 +82,7 @@ var controllers = []struct {
 }
 
 func TestMatrixStorage(t *testing.T) {
+	parallelBoot(t)
 	disk := matrixImage(t)
 	for i, c := range controllers {
 		for _, fw := range []string{"bios", "uefi"} {
@@ -107,6 +108,7 @@ func TestMatrixStorage(t *testing.T) {
 }
 
 func TestMatrixNICs(t *testing.T) {
+	parallelBoot(t)
 	disk := matrixImage(t)
 	drivers := map[string][]string{"virtio-net-pci": {"virtio_net"}, "e1000": {"e1000"}, "e1000e": {"e1000e"},
 		"vmxnet3": {"vmxnet3"}, "rtl8139": {"8139cp", "8139too"}}

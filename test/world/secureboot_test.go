@@ -78,6 +78,7 @@ func readMeta(t *testing.T, out string) *diskmeta.Meta {
 // releases and both disks' BIOS and plain-UEFI boots, where the guest
 // reports Secure Boot off.
 func TestSecureBootSystem(t *testing.T) {
+	parallelBoot(t)
 	full := os.Getenv("C2VM_SECURE_BOOT_FULL") != ""
 	type sbCase struct {
 		base     string
@@ -125,6 +126,7 @@ const ubuntuUpdates = "RUN uri=$(awk '$1==\"deb\" {print $2; exit}' /etc/apt/sou
 // Secure Boot enforcing, through shim, Debian's GRUB and c2vm's kernel
 // (Debian's, signed), and c2vm run returns its exit code.
 func TestSecureBootApp(t *testing.T) {
+	parallelBoot(t)
 	dir := writeContext(t, map[string]string{"report.go": reportGo, "Dockerfile": reportImage + `ENTRYPOINT ["/report", "sb"]
 `})
 	out := buildDisk(t, dir)
@@ -148,6 +150,7 @@ const unsignedKernel = "RUN apt-get update && apt-get install -y --no-install-re
 // disk that boots without Secure Boot; the firmware refuses that disk
 // with Secure Boot on; require fails the build naming the file.
 func TestSecureBootUnsignedKernel(t *testing.T) {
+	parallelBoot(t)
 	dir := sbContext(t, "debian:bookworm", unsignedKernel)
 	out := t.TempDir()
 	log := buildx(t, "--build-arg", "BUILDKIT_SYNTAX="+env(t, "C2VM_IMAGE"), "-o", out, dir)

@@ -34,6 +34,7 @@ systemctl --no-block poweroff
 // c2vm-app.service, so one nginx runs, nothing restarts and no unit fails.
 // C2VM_APP=service swaps them.
 func TestSystemModeDistroService(t *testing.T) {
+	parallelBoot(t)
 	dir := writeContext(t, map[string]string{"Dockerfile": nginxDockerfile + markerLines,
 		"c2vm-marker": nginxMarker, "c2vm-marker.service": markerUnit})
 	for _, c := range []struct {
