@@ -62,11 +62,17 @@ func matrixImage(t *testing.T) string {
 			return
 		}
 		matrixDisk.dir = out
-		_, matrixDisk.err = buildInProcess(t, dir, out, nil)
-		matrixDisk.path = filepath.Join(out, "linux.img")
+		if _, matrixDisk.err = buildInProcess(t, dir, out, nil); matrixDisk.err == nil {
+			matrixDisk.path = filepath.Join(out, "linux.img")
+		}
 	})
 	if matrixDisk.err != nil {
 		t.Fatal(matrixDisk.err)
+	}
+	// The first caller's t may have stopped inside Do (t.Fatal), leaving
+	// neither an error nor a disk for the second.
+	if matrixDisk.path == "" {
+		t.Fatal("the matrix disk was not built: see the other TestMatrix test's failure")
 	}
 	return matrixDisk.path
 }

@@ -15,9 +15,11 @@ CMD ["nginx", "-g", "daemon off;"]
 
 // nginxMarker waits for whichever unit runs nginx, then long enough for a
 // second nginx to fail on the port and restart, and prints what runs.
+// nginx retries a busy port for about 2.5 s; 15 s leaves room for a guest
+// that shares the host's cores with another test's VM.
 const nginxMarker = `#!/bin/sh
 for i in $(seq 60); do systemctl is-active -q nginx.service c2vm-app.service && break; sleep 1; done
-sleep 5
+sleep 15
 masters=0
 for f in /proc/[0-9]*/cmdline; do
   case "$(tr '\0' ' ' <"$f" 2>/dev/null)" in "nginx: master"*) masters=$((masters+1)) ;; esac

@@ -211,7 +211,6 @@ func checkGuest(t *testing.T, facts map[string]string, hostname string) {
 }
 
 func TestInProcessDebian(t *testing.T) {
-	parallelBoot(t)
 	dir := exampleContext(t, "debian", "")
 	out := t.TempDir()
 	args := map[string]string{"C2VM_HOSTNAME": "c2vm-debian"}
