@@ -16,9 +16,8 @@ import (
 // sbMarker prints the guest's Secure Boot state as the firmware reports
 // it (the last byte of the SecureBoot EFI variable: 1 is on), whether the
 // serial console's getty runs, and the failed units; then it powers off.
-// It waits for the getty rather than relying on Type=idle, which holds
-// the getty back for at most 5 s: a guest slowed by a second VM printed
-// its login prompt before this line.
+// It waits for the getty itself: Type=idle holds the getty back for at
+// most 5 s, which a guest sharing the host's cores can outlast.
 const sbMarker = `#!/bin/sh
 v=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
 sb=none; [ -r $v ] && sb=$(od -An -tu1 $v | awk '{print $NF}')
